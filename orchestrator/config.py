@@ -1,0 +1,189 @@
+"""`pipeline.toml`, decoded by msgspec into typed Structs with defaults.
+
+Every mistake a user can make in the file (a wrong key, type or value, a path
+that does not exist) becomes a ConfigError whose message is one line naming
+the file and the key, so `pipeless-orch` can print it without a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+
+class ConfigError(Exception):
+    """A one-line, user-facing description of what is wrong in the config."""
+
+
+class PipelineSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    workers: int = 0  # 0: one per core
+    slots: int = 16  # frames in the shared-memory ring
+    max_width: int = 0  # 0: the widest configured stream (set it to add larger streams later)
+    max_height: int = 0
+
+
+class StreamConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    id: str
+    input: str  # path, file://, rtsp://, http(s)://, /dev/videoN
+    output: str | None = None  # annotated video file
+    fps: float = 0.0  # output frame rate; 0: the source's
+    codec: str = "mp4v"
+
+
+class FilterConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    name: str
+    kind: Literal["python", "wasm", "wasm-module"] = "python"
+    stage: Literal["pre", "post"] = "post"
+    function: str | None = None  # kind = "python": "package.module:function" or "file.py:function"
+    path: str | None = None  # kind = "wasm" / "wasm-module": the .wasm file
+    stateful: bool = False
+    deadline_ms: int = 50
+    memory_mb: int = 64
+    allow: list[str] = []  # WASI capabilities granted to a wasm filter
+    config: dict[str, Any] = {}  # handed to the filter's init
+
+
+class InferenceSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    model: str
+    adapter: Literal["blazeface", "centerface", "yolo", "raw"] = "raw"
+    batch_size: int = 8
+    batch_timeout_ms: float = 5.0
+    providers: list[str] = []  # empty: best available
+    input_size: list[int] = []  # [width, height] for models with symbolic input dims
+    score_threshold: float = 0.5
+    nms_threshold: float = 0.3
+    labels: list[str] = []  # yolo: class names
+
+
+class ResultsSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    publish: str | None = None  # ZeroMQ PUB endpoint; topic = stream id
+    file: str | None = None  # JSON Lines sink
+
+
+class PipelineConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    pipeline: PipelineSection = msgspec.field(default_factory=PipelineSection)
+    streams: list[StreamConfig] = []
+    filters: list[FilterConfig] = []
+    inference: InferenceSection | None = None
+    results: ResultsSection = msgspec.field(default_factory=ResultsSection)
+    base_dir: str = ""  # the config file's folder; set by load(), not read from the file
+
+    def filters_for(self, stage: str) -> list[FilterConfig]:
+        return [f for f in self.filters if f.stage == stage]
+
+
+_LIVE_PREFIXES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
+
+
+def is_live(source: str) -> bool:
+    """Live sources are never waited for: when the ring is full their oldest frame is dropped."""
+    return source.startswith(_LIVE_PREFIXES) or source.startswith("/dev/video") or source.isdigit()
+
+
+def resolve_path(base_dir: str, value: str) -> str:
+    """Paths in the config are relative to the config file; URLs and devices pass through."""
+    if value.startswith("file://"):
+        value = value[len("file://"):]
+    elif "://" in value or value.startswith("/dev/") or value.isdigit():
+        return value
+    return os.path.normpath(os.path.join(base_dir, os.path.expanduser(value)))
+
+
+def _where(msg: str) -> tuple[str, str]:
+    """Split msgspec's '... - at `$.a.b[0]`' into a dotted key and the message."""
+    match = re.search(r" - at `\$(.*)`$", msg)
+    if not match:
+        return "", msg
+    key = match.group(1).lstrip(".")
+    return key, msg[: match.start()]
+
+
+def load(path: str | os.PathLike[str]) -> PipelineConfig:
+    """Read, validate and resolve a pipeline.toml; raise ConfigError with one line on any problem."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from None
+    try:
+        cfg = msgspec.toml.decode(raw, type=PipelineConfig)
+    except msgspec.ValidationError as exc:
+        key, msg = _where(str(exc))
+        raise ConfigError(f"{path}: {key or 'top level'}: {msg}") from None
+    except msgspec.DecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    cfg.base_dir = str(path.resolve().parent)
+    _check(cfg, str(path))
+    return cfg
+
+
+def _check(cfg: PipelineConfig, name: str) -> None:
+    """Value checks msgspec's types cannot express, with paths resolved against the config's folder."""
+
+    def fail(key: str, msg: str) -> None:
+        raise ConfigError(f"{name}: {key}: {msg}")
+
+    p = cfg.pipeline
+    if p.workers < 0:
+        fail("pipeline.workers", f"expected 0 (one per core) or more, got {p.workers}")
+    if p.slots < 2:
+        fail("pipeline.slots", f"expected at least 2 slots, got {p.slots}")
+    if not cfg.streams:
+        fail("streams", "expected at least one [[streams]] table")
+    seen: set[str] = set()
+    for i, s in enumerate(cfg.streams):
+        if not s.id or not re.fullmatch(r"[A-Za-z0-9_.-]+", s.id):
+            fail(f"streams[{i}].id", f"expected letters, digits, '_', '-' or '.', got {s.id!r}")
+        if s.id in seen:
+            fail(f"streams[{i}].id", f"duplicate stream id {s.id!r}")
+        seen.add(s.id)
+        if not is_live(s.input):
+            s.input = resolve_path(cfg.base_dir, s.input)
+            if not os.path.isfile(s.input):
+                fail(f"streams[{i}].input", f"no such file: {s.input}")
+        if s.output:
+            s.output = resolve_path(cfg.base_dir, s.output)
+        if len(s.codec) != 4:
+            fail(f"streams[{i}].codec", f"expected a four-character code like 'mp4v', got {s.codec!r}")
+    names: set[str] = set()
+    for i, f in enumerate(cfg.filters):
+        if f.name in names:
+            fail(f"filters[{i}].name", f"duplicate filter name {f.name!r}")
+        names.add(f.name)
+        if f.kind == "python" and not f.function:
+            fail(f"filters[{i}].function", "kind = 'python' needs function = 'module:function'")
+        if f.kind == "python" and f.function and ":" not in f.function:
+            fail(f"filters[{i}].function", f"expected 'module:function', got {f.function!r}")
+        if f.kind == "python" and f.function and f.function.split(":")[0].endswith(".py"):
+            module, func = f.function.rsplit(":", 1)
+            f.function = resolve_path(cfg.base_dir, module) + ":" + func
+        if f.kind in ("wasm", "wasm-module"):
+            if not f.path:
+                fail(f"filters[{i}].path", f"kind = '{f.kind}' needs path = 'file.wasm'")
+            f.path = resolve_path(cfg.base_dir, f.path)
+            if not os.path.isfile(f.path):
+                fail(f"filters[{i}].path", f"no such file: {f.path}")
+        if f.deadline_ms <= 0:
+            fail(f"filters[{i}].deadline_ms", f"expected a positive number, got {f.deadline_ms}")
+        if f.memory_mb <= 0:
+            fail(f"filters[{i}].memory_mb", f"expected a positive number, got {f.memory_mb}")
+    inf = cfg.inference
+    if inf is not None:
+        inf.model = resolve_path(cfg.base_dir, inf.model)
+        if not os.path.isfile(inf.model):
+            fail("inference.model", f"no such file: {inf.model}")
+        if inf.batch_size < 1:
+            fail("inference.batch_size", f"expected 1 or more, got {inf.batch_size}")
+        if inf.batch_timeout_ms < 0:
+            fail("inference.batch_timeout_ms", f"expected 0 or more, got {inf.batch_timeout_ms}")
+        if inf.input_size and (len(inf.input_size) != 2 or min(inf.input_size) <= 0):
+            fail("inference.input_size", f"expected [width, height], got {inf.input_size}")
+    r = cfg.results
+    if r.file:
+        r.file = resolve_path(cfg.base_dir, r.file)
+    if r.publish and "://" not in r.publish:
+        fail("results.publish", f"expected a ZeroMQ endpoint like 'tcp://127.0.0.1:5555', got {r.publish!r}")
