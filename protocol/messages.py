@@ -106,6 +106,37 @@ class ModelInput(msgspec.Struct, frozen=True):
         return h * w * c * 4
 
 
+RING_HEADER_BYTES = 64
+RING_ALIGN = 64
+
+
+def ring_aligned(n: int) -> int:
+    return (n + RING_ALIGN - 1) // RING_ALIGN * RING_ALIGN
+
+
+class RingLayout(msgspec.Struct, frozen=True):
+    """Everything a process needs to attach the ring; sent to children at start."""
+
+    name: str
+    slots: int
+    frame_bytes: int
+    tensor_bytes: int
+
+    @property
+    def slot_bytes(self) -> int:
+        return RING_HEADER_BYTES + ring_aligned(self.frame_bytes) + ring_aligned(self.tensor_bytes)
+
+    @property
+    def total_bytes(self) -> int:
+        return self.slot_bytes * self.slots
+
+
+class Attach(msgspec.Struct, tag="attach", array_like=True):
+    """Orchestrator -> inference: the ring now exists (it is sized from the model input the inference reported)."""
+
+    ring: RingLayout
+
+
 class Hello(msgspec.Struct, tag="hello", array_like=True):
     """A child announces itself once its sockets are connected (and, for inference, its model is loaded)."""
 
@@ -128,7 +159,7 @@ class Fatal(msgspec.Struct, tag="fatal", array_like=True):
 
 ToWorker = FilterTask | Stop
 FromWorker = Hello | FilterDone | Fatal
-ToInference = InferTask | Stop
+ToInference = InferTask | Attach | Stop
 FromInference = Hello | InferDone | Fatal
 
 _encoder = msgspec.msgpack.Encoder()

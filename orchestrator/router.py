@@ -1,0 +1,291 @@
+"""The router: moves every frame through its stages and out, in order, on one thread.
+
+It owns all of the orchestrator's ZeroMQ sockets and polls them together:
+worker replies (ROUTER), inference replies (ROUTER) and decoder events
+(inproc PULL). Work goes to workers by credit (at most CREDIT tasks each),
+so a slow frame never queues others behind it and a dead worker holds few.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import zmq
+
+from pipeless.orchestrator.children import Child, Supervisor
+from pipeless.orchestrator.decoder import Decoder, ReadyQueue
+from pipeless.orchestrator.events import EventBus, decode_event
+from pipeless.orchestrator.outputs import ResultSink, VideoOutput
+from pipeless.orchestrator.reorder import OrderGate
+from pipeless.orchestrator.sources import SourceInfo
+from pipeless.orchestrator.stages import Stage
+from pipeless.orchestrator.ticket import Ticket
+from pipeless.protocol import messages as m
+from pipeless.protocol.result import FrameResult
+from pipeless.shm.allocator import SlotAllocator
+
+log = logging.getLogger("pipeless")
+
+CREDIT = 2  # tasks a worker may hold at once
+MAX_ATTEMPTS = 2  # a frame that killed this many children skips the stage (recorded as a crash)
+SUPERVISE_EVERY_S = 0.2
+
+
+class PipelineError(Exception):
+    """A one-line reason the whole run cannot go on (a filter that cannot load, a crash loop)."""
+
+
+@dataclass
+class StreamState:
+    index: int
+    id: str
+    source: str
+    info: SourceInfo
+    ready: ReadyQueue
+    gate: OrderGate[Ticket] = field(default_factory=OrderGate)
+    pinned: dict[int, OrderGate[Ticket]] = field(default_factory=dict)  # stateful stage -> gate
+    decoder: Decoder | None = None
+    output: VideoOutput | None = None
+    total: int | None = None  # known at end of stream
+    published: int = 0
+    dropped: int = 0
+    finished: bool = False
+
+    @property
+    def drained(self) -> bool:
+        return self.total is not None and self.gate.next >= self.total
+
+
+class Router:
+    def __init__(self, stages: list[Stage], streams: list[StreamState], allocator: SlotAllocator,
+                 supervisor: Supervisor, sockets: dict[str, zmq.Socket], events: zmq.Socket,
+                 sink: ResultSink, stop: threading.Event, on_tick=None) -> None:
+        self.stages = stages
+        self.streams = streams
+        self.allocator = allocator
+        self.sup = supervisor
+        self.sockets = sockets
+        self.events = events
+        self.sink = sink
+        self.stop = stop
+        self.on_tick = on_tick
+        self.queues: dict[int, deque[Ticket]] = {i: deque() for i, s in enumerate(stages)}
+        self.infer_backlog: deque[Ticket] = deque()
+        self.attempts: dict[tuple[int, int], int] = {}
+        self._rr = 0
+        for stream in streams:
+            for i, stage in enumerate(stages):
+                if stage.stateful:
+                    stream.pinned[i] = OrderGate()
+
+    # -- main loop --------------------------------------------------------
+    def run(self) -> bool:
+        """Route until every stream is drained (True) or a stop is asked for (False)."""
+        poller = zmq.Poller()
+        for sock in (*self.sockets.values(), self.events):
+            poller.register(sock, zmq.POLLIN)
+        last_check = 0.0
+        while not self.stop.is_set():
+            for sock, _ in poller.poll(50):
+                if sock is self.events:
+                    self._drain_events()
+                else:
+                    self._drain_replies(sock)
+            self._dispatch()
+            now = time.monotonic()
+            if now - last_check >= SUPERVISE_EVERY_S:
+                last_check = now
+                self._supervise()
+                if self.on_tick:
+                    self.on_tick()
+            if self._all_done():
+                return True
+        return False
+
+    def _all_done(self) -> bool:
+        for s in self.streams:
+            if not s.finished:
+                if not s.drained:
+                    return False
+                s.finished = True
+                if s.output is not None:
+                    s.output.finish()
+        return True
+
+    # -- events from decoders ----------------------------------------------
+    def _drain_events(self) -> None:
+        while True:
+            try:
+                ev = decode_event(self.events.recv(zmq.NOBLOCK))
+            except zmq.Again:
+                return
+            stream = self.streams[ev.stream]
+            if ev.kind == "dropped":
+                stream.dropped += 1
+                stream.gate.skip(ev.index)
+                for gate in stream.pinned.values():
+                    gate.skip(ev.index)
+                self._publish_ready(stream)
+            elif ev.kind == "eos":
+                stream.total = ev.index
+                self._publish_ready(stream)
+
+    # -- replies from children ---------------------------------------------
+    def _drain_replies(self, sock: zmq.Socket) -> None:
+        while True:
+            try:
+                identity, payload = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            child = self.sup.children.get(identity)
+            if child is None:
+                continue  # a previous incarnation's last words
+            decoder = m.from_inference if child.role == "inference" else m.from_worker
+            msg = decoder.decode(payload)
+            if isinstance(msg, m.Fatal):
+                raise PipelineError(msg.message)
+            if isinstance(msg, m.Hello):
+                self._on_hello(child, msg)
+                continue
+            ticket = child.inflight.pop((msg.handle.slot, msg.handle.generation), None)
+            if ticket is None:
+                continue
+            if isinstance(msg, m.InferDone):
+                if msg.error:
+                    ticket.failures.append(m.FilterFailure("inference", "error", msg.error))
+                ticket.detections = list(msg.detections)
+                if msg.raw:
+                    ticket.data["inference"] = msg.raw
+            else:
+                ticket.detections = list(msg.detections)
+                ticket.data.update(msg.data)
+                ticket.failures.extend(msg.failures)
+            self._advance(ticket)
+
+    def _on_hello(self, child: Child, msg: m.Hello) -> None:
+        child.ready = True
+        if child.role == "inference" and child.incarnation > 0:
+            while self.infer_backlog:
+                self._send_infer(child, self.infer_backlog.popleft())
+
+    # -- moving frames through the plan ------------------------------------
+    def _advance(self, ticket: Ticket) -> None:
+        ticket.stage += 1
+        self._enter(ticket)
+
+    def _enter(self, ticket: Ticket) -> None:
+        if ticket.stage >= len(self.stages):
+            self._complete(ticket)
+            return
+        stage = self.stages[ticket.stage]
+        if stage.kind == "infer":
+            infer = self._inference()
+            if infer is None:
+                self.infer_backlog.append(ticket)
+            else:
+                self._send_infer(infer, ticket)
+        elif stage.stateful:
+            gate = self.streams[ticket.stream].pinned[ticket.stage]
+            gate.push(ticket.frame, ticket)
+            self.queues[ticket.stage].extend(gate.pop_ready())
+        else:
+            self.queues[ticket.stage].append(ticket)
+
+    def _inference(self) -> Child | None:
+        for child in self.sup.of_role("inference"):
+            if child.ready:
+                return child
+        return None
+
+    def _send_infer(self, child: Child, ticket: Ticket) -> None:
+        child.inflight[(ticket.handle.slot, ticket.handle.generation)] = ticket
+        task = m.InferTask(ticket.handle, self.streams[ticket.stream].id, ticket.frame)
+        self.sockets["inference"].send_multipart([child.identity, m.encode(task)])
+
+    def _send_filter(self, child: Child, ticket: Ticket) -> None:
+        child.inflight[(ticket.handle.slot, ticket.handle.generation)] = ticket
+        task = m.FilterTask(ticket.handle, self.streams[ticket.stream].id, ticket.frame, ticket.pts,
+                            self.stages[ticket.stage].name, ticket.detections)
+        self.sockets["worker"].send_multipart([child.identity, m.encode(task)])
+
+    def _fresh(self) -> Ticket | None:
+        """The next decoded frame, taking streams in turn so one busy stream cannot starve another."""
+        n = len(self.streams)
+        for k in range(n):
+            stream = self.streams[(self._rr + k) % n]
+            ticket = stream.ready.take()
+            if ticket is not None:
+                self._rr = (self._rr + k + 1) % n
+                return ticket
+        return None
+
+    def _dispatch(self) -> None:
+        if not self.stages:
+            while (ticket := self._fresh()) is not None:
+                self._complete(ticket)
+            return
+        if self.stages[0].stateful:  # fresh frames queue up in order behind the stateful gate
+            while (ticket := self._fresh()) is not None:
+                self._enter(ticket)
+        workers = [c for c in self.sup.of_role("worker") if c.ready]
+        # Stateful stages first, to worker 0 only, in the order their gates released them.
+        pinned = next((c for c in workers if c.index == 0), None)
+        if pinned is not None:
+            for i, stage in enumerate(self.stages):
+                while stage.stateful and self.queues[i] and len(pinned.inflight) < CREDIT:
+                    self._send_filter(pinned, self.queues[i].popleft())
+        for child in sorted(workers, key=lambda c: len(c.inflight)):
+            while len(child.inflight) < CREDIT:
+                ticket = self._next_stateless()
+                if ticket is None:
+                    break
+                self._send_filter(child, ticket)
+
+    def _next_stateless(self) -> Ticket | None:
+        """Later stages first (they free slots soonest), fresh frames last."""
+        for i in range(len(self.stages) - 1, -1, -1):
+            stage = self.stages[i]
+            if stage.kind == "filters" and not stage.stateful and self.queues[i]:
+                return self.queues[i].popleft()
+        if self.stages[0].kind == "filters" and not self.stages[0].stateful:
+            return self._fresh()
+        return None
+
+    # -- leaving the pipeline ----------------------------------------------
+    def _complete(self, ticket: Ticket) -> None:
+        stream = self.streams[ticket.stream]
+        stream.gate.push(ticket.frame, ticket)
+        self._publish_ready(stream)
+
+    def _publish_ready(self, stream: StreamState) -> None:
+        for ticket in stream.gate.pop_ready():
+            result = FrameResult(stream.id, ticket.frame, ticket.pts, ticket.width, ticket.height,
+                                 ticket.detections, ticket.data, ticket.failures)
+            self.sink.emit(stream.id, result)
+            stream.published += 1
+            if stream.output is not None:
+                stream.output.put(ticket)
+            else:
+                self.allocator.release(ticket.handle)
+
+    # -- supervision -------------------------------------------------------
+    def _supervise(self) -> None:
+        for child in self.sup.reap_dead():
+            orphans = list(child.inflight.values())
+            child.inflight.clear()
+            for ticket in reversed(orphans):
+                key = (ticket.handle.slot, ticket.handle.generation, ticket.stage)
+                self.attempts[key[:2]] = self.attempts.get(key[:2], 0) + 1
+                if self.attempts[key[:2]] >= MAX_ATTEMPTS:
+                    ticket.failures.append(m.FilterFailure(
+                        self.stages[ticket.stage].name, "crash",
+                        f"{child.label} died {MAX_ATTEMPTS} times on this frame; stage skipped"))
+                    self._advance(ticket)
+                elif self.stages[ticket.stage].kind == "infer":
+                    self.infer_backlog.appendleft(ticket)
+                else:
+                    self.queues[ticket.stage].appendleft(ticket)

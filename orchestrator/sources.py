@@ -1,0 +1,57 @@
+"""Opening video sources with OpenCV, and saying clearly why one cannot be opened."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+import cv2
+
+from pipeless.orchestrator.config import is_live
+
+
+class SourceError(Exception):
+    """A one-line reason a stream's input cannot be opened or read."""
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    width: int
+    height: int
+    fps: float
+    frames: int  # 0 when unknown (live sources)
+    live: bool
+
+
+def open_capture(source: str) -> cv2.VideoCapture:
+    """Open a file, URL or camera; webcams by index (/dev/video0 or 0), network streams through FFmpeg."""
+    device = re.fullmatch(r"/dev/video(\d+)", source)
+    if device or source.isdigit():
+        index = int(device.group(1) if device else source)
+        if device and not os.path.exists(source):
+            raise SourceError(f"camera {source} does not exist")
+        cap = cv2.VideoCapture(index, cv2.CAP_V4L2)
+    elif "://" in source:
+        cap = cv2.VideoCapture(source, cv2.CAP_FFMPEG)
+    else:
+        if not os.path.isfile(source):
+            raise SourceError(f"no such file: {source}")
+        cap = cv2.VideoCapture(source)
+    if not cap.isOpened():
+        cap.release()
+        raise SourceError(f"cannot open {source} (unsupported format, unreachable URL or busy camera)")
+    return cap
+
+
+def probe(cap: cv2.VideoCapture, source: str) -> SourceInfo:
+    width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+    height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    if width <= 0 or height <= 0:
+        raise SourceError(f"{source} reports no frame size")
+    fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+    if not 0.5 < fps < 1000:
+        fps = 25.0
+    live = is_live(source)
+    frames = 0 if live else max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT)))
+    return SourceInfo(width, height, fps, frames, live)
