@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
+import msgspec.inspect
 
 
 class ConfigError(Exception):
@@ -102,6 +103,23 @@ def _where(msg: str) -> tuple[str, str]:
     return key, msg[: match.start()]
 
 
+def _choices(key: str) -> list[str]:
+    """The allowed values of a Literal field at a dotted key, to say what was expected."""
+    info = msgspec.inspect.type_info(PipelineConfig)
+    for part in re.sub(r"\[\d+\]", "", key).split("."):
+        while isinstance(info, (msgspec.inspect.ListType, msgspec.inspect.UnionType)):
+            info = info.item_type if isinstance(info, msgspec.inspect.ListType) else next(
+                t for t in info.types if not isinstance(t, msgspec.inspect.NoneType))
+        if not isinstance(info, msgspec.inspect.StructType):
+            return []
+        info = next((f.type for f in info.fields if f.name == part), None)
+        if info is None:
+            return []
+    if isinstance(info, msgspec.inspect.LiteralType):
+        return [str(v) for v in info.values]
+    return []
+
+
 def load(path: str | os.PathLike[str]) -> PipelineConfig:
     """Read, validate and resolve a pipeline.toml; raise ConfigError with one line on any problem."""
     path = Path(path)
@@ -113,6 +131,9 @@ def load(path: str | os.PathLike[str]) -> PipelineConfig:
         cfg = msgspec.toml.decode(raw, type=PipelineConfig)
     except msgspec.ValidationError as exc:
         key, msg = _where(str(exc))
+        choices = _choices(key)
+        if choices:
+            msg += f" (expected one of: {', '.join(choices)})"
         raise ConfigError(f"{path}: {key or 'top level'}: {msg}") from None
     except msgspec.DecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None

@@ -83,7 +83,7 @@ def reclaim_stale_segments() -> list[str]:
         if not match:
             continue
         pid = int(match.group(1))
-        if pid != os.getpid() and psutil.pid_exists(pid) and _is_pipeless(pid):
+        if pid == os.getpid() or (psutil.pid_exists(pid) and _is_pipeless(pid)):
             continue
         try:
             _posixshmem.shm_unlink("/" + name)
