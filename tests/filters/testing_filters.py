@@ -1,0 +1,50 @@
+"""Filters used by the tests to make real pipelines misbehave in controlled ways."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+BITS = 10  # frame index stamped as 10 black/white blocks: survives lossy video encoding
+
+
+def stamp_index(frame, config):
+    """Write the frame index into the top rows as blocks, after a jitter that reorders completion."""
+    delay_ms = config.get("jitter_ms", 0)
+    if delay_ms:
+        time.sleep(((frame.index * 7919) % 5) * delay_ms / 1000.0)
+    block = frame.image.shape[1] // BITS
+    for bit in range(BITS):
+        value = 255 if (frame.index >> bit) & 1 else 0
+        frame.image[: block, bit * block:(bit + 1) * block] = value
+    return {"pid": os.getpid()}
+
+
+def read_index(image: np.ndarray) -> int:
+    block = image.shape[1] // BITS
+    index = 0
+    for bit in range(BITS):
+        cell = image[2: block - 2, bit * block + 2:(bit + 1) * block - 2]
+        if cell.mean() > 127:
+            index |= 1 << bit
+    return index
+
+
+def crash_once(frame, config):
+    """Kill the worker process the first time it sees frame `at` (a marker file says it happened)."""
+    marker = config["marker"]
+    if frame.index == config["at"] and not os.path.exists(marker):
+        open(marker, "w").close()
+        os._exit(3)
+    return None
+
+
+def slow(frame, config):
+    time.sleep(config.get("ms", 20) / 1000.0)
+    return None
+
+
+def always_fails(frame, config):
+    raise RuntimeError(f"no luck on frame {frame.index}")
