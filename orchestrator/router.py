@@ -23,6 +23,7 @@ from pipeless.orchestrator.outputs import ResultSink, VideoOutput
 from pipeless.orchestrator.reorder import OrderGate
 from pipeless.orchestrator.sources import SourceInfo
 from pipeless.orchestrator.stages import Stage
+from pipeless.orchestrator.stats import Stats
 from pipeless.orchestrator.ticket import Ticket
 from pipeless.protocol import messages as m
 from pipeless.protocol.result import FrameResult
@@ -63,7 +64,7 @@ class StreamState:
 class Router:
     def __init__(self, stages: list[Stage], streams: list[StreamState], allocator: SlotAllocator,
                  supervisor: Supervisor, sockets: dict[str, zmq.Socket], events: zmq.Socket,
-                 sink: ResultSink, stop: threading.Event, on_tick=None) -> None:
+                 sink: ResultSink, stop: threading.Event, on_tick=None, stats: Stats | None = None) -> None:
         self.stages = stages
         self.streams = streams
         self.allocator = allocator
@@ -73,6 +74,7 @@ class Router:
         self.sink = sink
         self.stop = stop
         self.on_tick = on_tick
+        self.stats = stats or Stats()
         self.queues: dict[int, deque[Ticket]] = {i: deque() for i, s in enumerate(stages)}
         self.infer_backlog: deque[Ticket] = deque()
         self.attempts: dict[tuple[int, int], int] = {}
@@ -126,6 +128,7 @@ class Router:
             stream = self.streams[ev.stream]
             if ev.kind == "dropped":
                 stream.dropped += 1
+                self.stats.drop(stream.id, "ring_full")
                 stream.gate.skip(ev.index)
                 for gate in stream.pinned.values():
                     gate.skip(ev.index)
@@ -154,7 +157,10 @@ class Router:
             ticket = child.inflight.pop((msg.handle.slot, msg.handle.generation), None)
             if ticket is None:
                 continue
+            stage_name = self.stages[ticket.stage].name
+            self.stats.stage(self.streams[ticket.stream].id, stage_name, time.monotonic() - ticket.sent_at)
             if isinstance(msg, m.InferDone):
+                self.stats.batch(msg.batch_size)
                 if msg.error:
                     ticket.failures.append(m.FilterFailure("inference", "error", msg.error))
                 ticket.detections = list(msg.detections)
@@ -164,6 +170,8 @@ class Router:
                 ticket.detections = list(msg.detections)
                 ticket.data.update(msg.data)
                 ticket.failures.extend(msg.failures)
+                for failure in msg.failures:
+                    self.stats.failure(failure.filter, failure.kind)
             self._advance(ticket)
 
     def _on_hello(self, child: Child, msg: m.Hello) -> None:
@@ -202,11 +210,13 @@ class Router:
         return None
 
     def _send_infer(self, child: Child, ticket: Ticket) -> None:
+        ticket.sent_at = time.monotonic()
         child.inflight[(ticket.handle.slot, ticket.handle.generation)] = ticket
         task = m.InferTask(ticket.handle, self.streams[ticket.stream].id, ticket.frame)
         self.sockets["inference"].send_multipart([child.identity, m.encode(task)])
 
     def _send_filter(self, child: Child, ticket: Ticket) -> None:
+        ticket.sent_at = time.monotonic()
         child.inflight[(ticket.handle.slot, ticket.handle.generation)] = ticket
         task = m.FilterTask(ticket.handle, self.streams[ticket.stream].id, ticket.frame, ticket.pts,
                             self.stages[ticket.stage].name, ticket.detections)
@@ -266,6 +276,7 @@ class Router:
             result = FrameResult(stream.id, ticket.frame, ticket.pts, ticket.width, ticket.height,
                                  ticket.detections, ticket.data, ticket.failures)
             self.sink.emit(stream.id, result)
+            self.stats.done(stream.id, time.monotonic() - ticket.decoded_at)
             stream.published += 1
             if stream.output is not None:
                 stream.output.put(ticket)

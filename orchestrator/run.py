@@ -27,6 +27,7 @@ from pipeless.orchestrator.progress import Progress
 from pipeless.orchestrator.router import PipelineError, Router, StreamState
 from pipeless.orchestrator.sources import SourceError, open_capture, probe
 from pipeless.orchestrator.stages import plan_stages
+from pipeless.orchestrator.stats import Stats
 from pipeless.protocol import messages as m
 from pipeless.protocol.runtime import RuntimeDir, reclaim_stale_runtime_dirs
 from pipeless.shm.allocator import SlotAllocator
@@ -73,7 +74,7 @@ def _wait_ready(sup: Supervisor, sockets: dict[str, zmq.Socket], role: str, stop
                 raise PipelineError(f"{child.label} exited during start (exit code {child.process.exitcode})")
 
 
-def run_pipeline(cfg: PipelineConfig, stop: threading.Event | None = None) -> RunSummary:
+def run_pipeline(cfg: PipelineConfig, stop: threading.Event | None = None, stats: Stats | None = None) -> RunSummary:
     """Run `cfg` to completion; raises PipelineError/SourceError/OutputError with one-line messages."""
     stop = stop or threading.Event()
     started = time.monotonic()
@@ -154,7 +155,7 @@ def run_pipeline(cfg: PipelineConfig, stop: threading.Event | None = None) -> Ru
             state.decoder.start()
 
         progress = Progress(streams)
-        router = Router(stages, streams, allocator, sup, sockets, events, sink, stop, progress.update)
+        router = Router(stages, streams, allocator, sup, sockets, events, sink, stop, progress.update, stats)
         try:
             completed = router.run()
         except CrashLoop as exc:

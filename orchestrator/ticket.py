@@ -19,6 +19,7 @@ class Ticket:
     height: int
     decoded_at: float = field(default_factory=time.monotonic)
     stage: int = 0  # index into the plan
+    sent_at: float = 0.0  # when the current stage was handed to a child
     detections: list[Detection] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
     failures: list[FilterFailure] = field(default_factory=list)

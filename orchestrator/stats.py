@@ -1,0 +1,54 @@
+"""What the router measures as frames pass: per-stage times, end-to-end latency, counts.
+
+Kept in the orchestrator's memory as bounded samples and counters; the
+benchmark reads it after a run and the metrics exporter reads it live.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict, deque
+
+import numpy as np
+
+SAMPLES = 20000
+
+
+class Stats:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.stage_seconds: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=SAMPLES))
+        self.latency_seconds: deque[float] = deque(maxlen=SAMPLES)  # decode done -> result out
+        self.frames: dict[tuple[str, str], int] = defaultdict(int)  # (stream, stage) -> count
+        self.dropped: dict[tuple[str, str], int] = defaultdict(int)  # (stream, reason) -> count
+        self.filter_errors: dict[tuple[str, str], int] = defaultdict(int)  # (filter, kind) -> count
+        self.batch_sizes: deque[int] = deque(maxlen=SAMPLES)
+
+    def stage(self, stream: str, stage: str, seconds: float) -> None:
+        with self.lock:
+            self.stage_seconds[stage].append(seconds)
+            self.frames[(stream, stage)] += 1
+
+    def done(self, stream: str, latency: float) -> None:
+        with self.lock:
+            self.latency_seconds.append(latency)
+            self.frames[(stream, "out")] += 1
+
+    def drop(self, stream: str, reason: str) -> None:
+        with self.lock:
+            self.dropped[(stream, reason)] += 1
+
+    def failure(self, filter_name: str, kind: str) -> None:
+        with self.lock:
+            self.filter_errors[(filter_name, kind)] += 1
+
+    def batch(self, size: int) -> None:
+        with self.lock:
+            self.batch_sizes.append(size)
+
+    @staticmethod
+    def percentiles(values, qs=(50, 99)) -> dict[str, float]:
+        if not values:
+            return {f"p{q}": float("nan") for q in qs}
+        arr = np.fromiter(values, dtype=float)
+        return {f"p{q}": float(np.percentile(arr, q)) for q in qs}
