@@ -160,7 +160,7 @@ class Router:
             stage_name = self.stages[ticket.stage].name
             self.stats.stage(self.streams[ticket.stream].id, stage_name, time.monotonic() - ticket.sent_at)
             if isinstance(msg, m.InferDone):
-                self.stats.batch(msg.batch_size)
+                self.stats.batch(msg.batch_id, msg.batch_size, self.streams[ticket.stream].id)
                 if msg.error:
                     ticket.failures.append(m.FilterFailure("inference", "error", msg.error))
                 ticket.detections = list(msg.detections)

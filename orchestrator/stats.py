@@ -23,6 +23,7 @@ class Stats:
         self.dropped: dict[tuple[str, str], int] = defaultdict(int)  # (stream, reason) -> count
         self.filter_errors: dict[tuple[str, str], int] = defaultdict(int)  # (filter, kind) -> count
         self.batch_sizes: deque[int] = deque(maxlen=SAMPLES)
+        self.batch_streams: dict[int, set[str]] = {}  # batch id -> streams it mixed (bounded)
 
     def stage(self, stream: str, stage: str, seconds: float) -> None:
         with self.lock:
@@ -42,9 +43,16 @@ class Stats:
         with self.lock:
             self.filter_errors[(filter_name, kind)] += 1
 
-    def batch(self, size: int) -> None:
+    def batch(self, batch_id: int, size: int, stream: str) -> None:
+        """Called once per frame of a batch; the size is counted once per batch."""
         with self.lock:
-            self.batch_sizes.append(size)
+            streams = self.batch_streams.get(batch_id)
+            if streams is None:
+                self.batch_sizes.append(size)
+                if len(self.batch_streams) >= SAMPLES:
+                    self.batch_streams.pop(next(iter(self.batch_streams)))
+                streams = self.batch_streams[batch_id] = set()
+            streams.add(stream)
 
     @staticmethod
     def percentiles(values, qs=(50, 99)) -> dict[str, float]:

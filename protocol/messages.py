@@ -71,6 +71,7 @@ class InferDone(msgspec.Struct, tag="infer-done", array_like=True):
     handle: SlotHandle
     detections: list[Detection]
     batch_size: int
+    batch_id: int = 0  # sequence number of the batch this frame ran in
     raw: dict[str, Any] = {}
     error: str = ""
 

@@ -35,6 +35,7 @@ class BatchRunner:
         self.spec = spec
         self.cfg = cfg
         self.output_names = [o.name for o in session.get_outputs()]
+        self.batches = 0
 
     def run(self, ring: FrameRing, tasks: list[m.InferTask]) -> list[m.InferDone]:
         live: list[m.InferTask] = []
@@ -52,11 +53,12 @@ class BatchRunner:
             live.append(task)
         if not live:
             return replies
+        self.batches += 1
         outputs = self._infer(tensors)
         per_frame = self.adapter.decode(outputs, sizes, self.spec, self.cfg)
         for i, task in enumerate(live):
             raw = self.adapter.raw(outputs, i)
-            replies.append(m.InferDone(task.handle, per_frame[i], len(live), raw))
+            replies.append(m.InferDone(task.handle, per_frame[i], len(live), self.batches, raw))
         return replies
 
     def _infer(self, tensors: list[np.ndarray]) -> list[np.ndarray]:
