@@ -101,6 +101,8 @@ def run_pipeline(cfg: PipelineConfig, stop: threading.Event | None = None, stats
                 caps.append((cap, probe(cap, s.input)))
             except SourceError as exc:
                 raise SourceError(f"streams[{i}] ({s.id}): {exc}") from None
+        # Bind the results socket early: subscribers connecting now miss no frame (ZeroMQ's slow joiner).
+        sink = ResultSink(ctx, cfg.results.publish, cfg.results.file)
         endpoints = {role: runtime.endpoint(role) for role in ("worker", "inference")}
         for role, endpoint in endpoints.items():
             sock = ctx.socket(zmq.ROUTER)
@@ -133,7 +135,6 @@ def run_pipeline(cfg: PipelineConfig, stop: threading.Event | None = None, stats
                 sup.spawn("worker", i)
             _wait_ready(sup, sockets, "worker", stop)
 
-        sink = ResultSink(ctx, cfg.results.publish, cfg.results.file)
         events = bus.bind()
 
         def release(ticket) -> None:

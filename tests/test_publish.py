@@ -1,0 +1,51 @@
+"""The README's subscriber receives every frame's result, in order, over the PUB socket."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+
+from tests.conftest import MODELS, ROOT, SAMPLE, run_cli
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_subscriber_example_gets_every_result(tmp_path):
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    cfg = tmp_path / "p.toml"
+    cfg.write_text(f"""
+[pipeline]
+workers = 1
+[[streams]]
+id = "cam"
+input = "{SAMPLE}"
+[inference]
+model = "{MODELS / 'blazeface-front-128.onnx'}"
+adapter = "blazeface"
+[results]
+publish = "{endpoint}"
+""")
+    sub = subprocess.Popen([sys.executable, "-u", str(ROOT / "examples" / "subscribe.py"), endpoint, "cam"],
+                           stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.5)
+        proc = run_cli("-c", str(cfg))
+        assert proc.returncode == 0, proc.stderr
+        assert f"results were published on {endpoint}" in proc.stdout
+        time.sleep(0.5)
+    finally:
+        sub.terminate()
+    lines = sub.communicate(timeout=5)[0].splitlines()
+    frames = []
+    for line in lines:
+        topic, payload = line.split(" ", 1)
+        assert topic == "cam"
+        frames.append(json.loads(payload)["frame"])
+    assert frames == list(range(120))
