@@ -83,10 +83,13 @@ def test_same_size_and_strided_source(frame: np.ndarray) -> None:
     big = np.zeros((200, 300, 3), np.uint8)
     big[10:154, 20:196] = frame
     view = big[10:154, 20:196]
-    spec = ModelInput("x", 128, 128, "NCHW", "RGB", 1 / 255, 0.0)
-    tensor = np.empty(spec.shape, np.float32)
-    letterbox_into(view, tensor, spec)
-    np.testing.assert_allclose(tensor, reference(frame, spec), atol=1e-6)
+    for spec in (ModelInput("x", 128, 128, "NCHW", "RGB", 1 / 255, 0.0),
+                 ModelInput("x", 176, 144, "NCHW", "RGB", 1 / 255, 0.0),
+                 ModelInput("x", 176, 144, "NHWC", "RGB", 1 / 255, 0.0)):
+        tensor = np.empty(spec.shape, np.float32)
+        letterbox_into(view, tensor, spec)
+        np.testing.assert_allclose(tensor, reference(frame, spec), atol=1e-6)
+    np.testing.assert_array_equal(view, frame)
 
 
 @pytest.mark.parametrize("letterbox", [True, False])
