@@ -33,6 +33,14 @@ class StreamConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     output: str | None = None  # annotated video file
     fps: float = 0.0  # output frame rate; 0: the source's
     codec: str = "mp4v"
+    # What to do when the source fails or ends: "never" | "always" | "on-error" | "on-eos".
+    # Default: live sources reconnect on error, files end at their end.
+    restart: Literal["never", "always", "on-error", "on-eos"] | None = None
+    reconnect_max_s: float = 30.0  # the longest wait between reconnect tries (exponential backoff)
+
+    @property
+    def restart_policy(self) -> str:
+        return self.restart or ("on-error" if is_live(self.input) else "never")
 
 
 class FilterConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -65,12 +73,24 @@ class ResultsSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     file: str | None = None  # JSON Lines sink
 
 
+class MetricsSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    publish: str | None = None  # ZeroMQ PUB endpoint; one JSON snapshot per interval, topic "metrics"
+    interval_s: float = 1.0
+
+
+class ControlSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    http: str | None = None  # "127.0.0.1:9090": /metrics, /health, /streams, previews
+    token: str | None = None  # required when bound beyond loopback; or env PIPELESS_TOKEN
+
+
 class PipelineConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     pipeline: PipelineSection = msgspec.field(default_factory=PipelineSection)
     streams: list[StreamConfig] = []
     filters: list[FilterConfig] = []
     inference: InferenceSection | None = None
     results: ResultsSection = msgspec.field(default_factory=ResultsSection)
+    metrics: MetricsSection = msgspec.field(default_factory=MetricsSection)
+    control: ControlSection = msgspec.field(default_factory=ControlSection)
     base_dir: str = ""  # the config file's folder; set by load(), not read from the file
 
     def filters_for(self, stage: str) -> list[FilterConfig]:
@@ -142,6 +162,26 @@ def load(path: str | os.PathLike[str]) -> PipelineConfig:
     return cfg
 
 
+def check_stream(s: StreamConfig, base_dir: str) -> tuple[str, str] | None:
+    """Validate one stream and resolve its paths; (key, problem) when it is wrong.
+
+    Shared by the config file and the control API, which adds streams at run time.
+    """
+    if not s.id or not re.fullmatch(r"[A-Za-z0-9_.-]+", s.id):
+        return "id", f"expected letters, digits, '_', '-' or '.', got {s.id!r}"
+    if not is_live(s.input):
+        s.input = resolve_path(base_dir, s.input)
+        if not os.path.isfile(s.input):
+            return "input", f"no such file: {s.input}"
+    if s.output:
+        s.output = resolve_path(base_dir, s.output)
+    if len(s.codec) != 4:
+        return "codec", f"expected a four-character code like 'mp4v', got {s.codec!r}"
+    if s.reconnect_max_s <= 0:
+        return "reconnect_max_s", f"expected a positive number of seconds, got {s.reconnect_max_s}"
+    return None
+
+
 def _check(cfg: PipelineConfig, name: str) -> None:
     """Value checks msgspec's types cannot express, with paths resolved against the config's folder."""
 
@@ -157,19 +197,12 @@ def _check(cfg: PipelineConfig, name: str) -> None:
         fail("streams", "expected at least one [[streams]] table")
     seen: set[str] = set()
     for i, s in enumerate(cfg.streams):
-        if not s.id or not re.fullmatch(r"[A-Za-z0-9_.-]+", s.id):
-            fail(f"streams[{i}].id", f"expected letters, digits, '_', '-' or '.', got {s.id!r}")
         if s.id in seen:
             fail(f"streams[{i}].id", f"duplicate stream id {s.id!r}")
         seen.add(s.id)
-        if not is_live(s.input):
-            s.input = resolve_path(cfg.base_dir, s.input)
-            if not os.path.isfile(s.input):
-                fail(f"streams[{i}].input", f"no such file: {s.input}")
-        if s.output:
-            s.output = resolve_path(cfg.base_dir, s.output)
-        if len(s.codec) != 4:
-            fail(f"streams[{i}].codec", f"expected a four-character code like 'mp4v', got {s.codec!r}")
+        problem = check_stream(s, cfg.base_dir)
+        if problem:
+            fail(f"streams[{i}].{problem[0]}", problem[1])
     names: set[str] = set()
     for i, f in enumerate(cfg.filters):
         if f.name in names:
@@ -206,5 +239,15 @@ def _check(cfg: PipelineConfig, name: str) -> None:
     r = cfg.results
     if r.file:
         r.file = resolve_path(cfg.base_dir, r.file)
-    if r.publish and "://" not in r.publish:
-        fail("results.publish", f"expected a ZeroMQ endpoint like 'tcp://127.0.0.1:5555', got {r.publish!r}")
+    for key, endpoint in (("results.publish", r.publish), ("metrics.publish", cfg.metrics.publish)):
+        if endpoint and "://" not in endpoint:
+            fail(key, f"expected a ZeroMQ endpoint like 'tcp://127.0.0.1:5555', got {endpoint!r}")
+    if cfg.metrics.interval_s <= 0:
+        fail("metrics.interval_s", f"expected a positive number of seconds, got {cfg.metrics.interval_s}")
+    c = cfg.control
+    if c.http:
+        host, _, port = c.http.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            fail("control.http", f"expected 'host:port' like '127.0.0.1:9090', got {c.http!r}")
+        if host not in ("127.0.0.1", "localhost", "::1", "[::1]") and not (c.token or os.environ.get("PIPELESS_TOKEN")):
+            fail("control.token", f"control.http binds {host}, beyond loopback: set control.token or PIPELESS_TOKEN")

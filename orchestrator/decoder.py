@@ -1,4 +1,4 @@
-"""One thread per stream decoding straight into free ring slots.
+"""One thread per stream decoding straight into free ring slots, and keeping the source alive.
 
 `VideoCapture.read(dst)` decodes into the slot's own memory, so a frame is
 written once and never copied again. Files are lossless: the decoder waits
@@ -7,10 +7,16 @@ stream's oldest frame that is still waiting for dispatch is dropped and its
 slot reused; if every frame of the stream is already being processed, the
 new frame is grabbed and discarded instead. Either way the drop is counted
 and reported, so the frame order downstream skips it instead of waiting.
+
+When a source fails or ends, the stream's restart policy decides: reconnect
+(exponential backoff up to `reconnect_max_s`) or end. Frame indices keep
+counting across reconnects, so a stream's results stay one sequence. State
+changes are logged once each, never once per try.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
@@ -18,9 +24,14 @@ from typing import Callable
 
 import cv2
 
-from pipeless.orchestrator.sources import SourceInfo
+from pipeless.orchestrator.config import StreamConfig
+from pipeless.orchestrator.sources import SourceError, SourceInfo, open_capture, probe
 from pipeless.orchestrator.ticket import Ticket
 from pipeless.shm.allocator import SlotAllocator
+
+log = logging.getLogger("pipeless")
+
+FIRST_BACKOFF_S = 0.25
 
 
 class ReadyQueue:
@@ -42,65 +53,100 @@ class ReadyQueue:
         return len(self._items)
 
 
-class Decoder(threading.Thread):
-    """Decodes one stream. Calls `notify(event, ticket_or_index)` for "frame", "dropped" and "eos"."""
+Notify = Callable[[str, int, int], None]
 
-    def __init__(self, stream: int, name: str, cap: cv2.VideoCapture, info: SourceInfo,
-                 allocator: SlotAllocator, ready: ReadyQueue,
-                 notify: Callable[[str, int, object], None], stop: threading.Event) -> None:
-        super().__init__(name=f"decode-{name}", daemon=True)
+
+class Decoder(threading.Thread):
+    """Decodes one stream; calls `notify(event, stream, index)` for "frame", "dropped", "lost", "missed" (index =
+    frames missed while disconnected) and "eos"."""
+
+    def __init__(self, stream: int, cfg: StreamConfig, cap: cv2.VideoCapture, info: SourceInfo,
+                 allocator: SlotAllocator, ready: ReadyQueue, notify: Notify,
+                 stop: threading.Event) -> None:
+        super().__init__(name=f"decode-{cfg.id}", daemon=True)
         self.stream = stream
-        self.cap = cap
+        self.cfg = cfg
+        self.cap: cv2.VideoCapture | None = cap
         self.info = info
         self.allocator = allocator
         self.ring = allocator.ring
         self.ready = ready
         self.notify = notify
-        self.stop = stop
+        self.stop = stop  # the whole run's
+        self.halt = threading.Event()  # this stream's alone (removed through the control API)
         self.decoded = 0
         self.dropped = 0
+        self.reconnects = 0
+        self.connected = True
         self.error = ""
         self._started_at = time.monotonic()
+        self._index = 0
+
+    @property
+    def stopping(self) -> bool:
+        return self.stop.is_set() or self.halt.is_set()
 
     def run(self) -> None:
-        index = 0
         try:
-            while not self.stop.is_set():
-                handle = self._slot_for(index)
-                if handle is None:
-                    if self.stop.is_set():
-                        break
-                    # live, every slot busy with this stream's frames in flight: skip one frame
-                    if not self.cap.grab():
-                        break
-                    self.dropped += 1
-                    self.notify("dropped", self.stream, index)
-                    index += 1
-                    continue
-                w, h = self.info.width, self.info.height
-                buf = self.ring.frame_buffer(handle.slot, w, h)
-                ok, img = self.cap.read(buf)
-                if not ok or img is None:
-                    self.allocator.release(handle)
+            while not self.stopping:
+                reason = self._decode_until_failure()
+                if self.stopping:
                     break
-                if img is not buf:  # the source changed resolution: copy if it still fits the slot
-                    h, w = img.shape[:2]
-                    self.ring.frame_buffer(handle.slot, w, h)[...] = img
-                pts = self._pts(index)
-                self.ring.stamp(handle.slot, stream=self.stream, frame=index, pts=pts, width=w, height=h)
-                self.ready.put(Ticket(handle, self.stream, index, pts, w, h))
-                self.decoded += 1
-                self.notify("frame", self.stream, index)
-                index += 1
+                policy = self.cfg.restart_policy
+                if policy == "never" or (policy == "on-error" and reason == "eos") or (
+                        policy == "on-eos" and reason == "error"):
+                    break
+                if not self._reconnect(reason):
+                    break
         except Exception as exc:  # a broken source ends its stream, not the run
             self.error = f"{type(exc).__name__}: {exc}"
         finally:
-            self.cap.release()
-            self.notify("eos", self.stream, index)
+            if self.cap is not None:
+                self.cap.release()
+            self.notify("eos", self.stream, self._index)
+
+    # -- decoding ------------------------------------------------------------
+    def _decode_until_failure(self) -> str:
+        """Decode frames until the source ends ("eos") or fails ("error"), or the stream stops."""
+        assert self.cap is not None
+        while not self.stopping:
+            handle = self._slot_for(self._index)
+            if handle is None:
+                if self.stopping:
+                    break
+                # live, every slot busy with this stream's frames in flight: skip one frame
+                if not self.cap.grab():
+                    return self._failure()
+                self._drop(self._index)
+                self._index += 1
+                continue
+            w, h = self.info.width, self.info.height
+            buf = self.ring.frame_buffer(handle.slot, w, h)
+            ok, img = self.cap.read(buf)
+            if not ok or img is None:
+                self.allocator.release(handle)
+                return self._failure()
+            if img is not buf:  # the source changed resolution: copy if it still fits the slot
+                h, w = img.shape[:2]
+                self.ring.frame_buffer(handle.slot, w, h)[...] = img
+            pts = self._pts(self._index)
+            self.ring.stamp(handle.slot, stream=self.stream, frame=self._index, pts=pts, width=w, height=h)
+            self.ready.put(Ticket(handle, self.stream, self._index, pts, w, h))
+            self.decoded += 1
+            self.notify("frame", self.stream, self._index)
+            self._index += 1
+        return "stopped"
+
+    def _failure(self) -> str:
+        return "error" if self.info.live else "eos"
+
+    def _drop(self, index: int) -> None:
+        self.dropped += 1
+        self.notify("dropped", self.stream, index)
 
     def _slot_for(self, index: int):
         if not self.info.live:
-            while not self.stop.is_set():
+            while not self.stopping:
                 handle = self.allocator.acquire(timeout=0.1)
                 if handle is not None:
                     return handle
@@ -111,14 +157,58 @@ class Decoder(threading.Thread):
         oldest = self.ready.take()  # the oldest undispatched frame of this stream
         if oldest is None:
             return None
-        self.dropped += 1
-        self.notify("dropped", self.stream, oldest.frame)
+        self._drop(oldest.frame)
         return self.allocator.renew(oldest.handle)
 
     def _pts(self, index: int) -> float:
         if self.info.live:
-            return time.monotonic() - self._started_at
-        msec = self.cap.get(cv2.CAP_PROP_POS_MSEC)
+            return round(time.monotonic() - self._started_at, 6)
+        msec = self.cap.get(cv2.CAP_PROP_POS_MSEC) if self.cap is not None else 0.0
         if msec > 0 or index == 0:
             return round(msec / 1000.0, 6)
         return round(index / self.info.fps, 6)
+
+    # -- reconnecting ----------------------------------------------------------
+    def _reconnect(self, reason: str) -> bool:
+        """Reopen the source with exponential backoff; False when the stream stopped meanwhile."""
+        if self.cap is not None:
+            self.cap.release()
+            self.cap = None
+        self.connected = False
+        lost_at = time.monotonic()
+        self.notify("lost", self.stream, self._index)
+        if reason == "eos":
+            log.info("pipeless: stream %s reached its end; restarting it (restart = %s)",
+                     self.cfg.id, self.cfg.restart_policy)
+        else:
+            log.warning("pipeless: stream %s lost its source; reconnecting", self.cfg.id)
+        wait, tries, last_error = FIRST_BACKOFF_S, 0, ""
+        while not self.stopping:
+            tries += 1
+            try:
+                cap = open_capture(self.cfg.input)
+                info = probe(cap, self.cfg.input)
+                self.ring.frame_buffer(0, info.width, info.height)  # still fits a slot?
+            except (SourceError, ValueError) as exc:
+                if str(exc) != last_error:
+                    log.warning("pipeless: stream %s: %s (retrying up to every %.0f s)",
+                                self.cfg.id, exc, self.cfg.reconnect_max_s)
+                    last_error = str(exc)
+                self._sleep(wait)
+                wait = min(wait * 2, self.cfg.reconnect_max_s)
+                continue
+            self.cap, self.info = cap, info
+            self.connected = True
+            self.reconnects += 1
+            if reason != "eos":
+                down = time.monotonic() - lost_at
+                log.warning("pipeless: stream %s reconnected after %d tries (%.1f s)", self.cfg.id, tries, down)
+                self.notify("missed", self.stream, int(down * self.info.fps))  # what the camera sent meanwhile
+            return True
+        return False
+
+    def _sleep(self, seconds: float) -> None:
+        """Wait, but wake at once when the run or this stream stops."""
+        deadline = time.monotonic() + seconds
+        while not self.stopping and time.monotonic() < deadline:
+            time.sleep(min(0.05, seconds))

@@ -9,10 +9,13 @@ so a slow frame never queues others behind it and a dead worker holds few.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections import deque
+from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import zmq
 
@@ -55,6 +58,7 @@ class StreamState:
     published: int = 0
     dropped: int = 0
     finished: bool = False
+    started_at: float = field(default_factory=time.monotonic)
 
     @property
     def drained(self) -> bool:
@@ -62,11 +66,16 @@ class StreamState:
 
 
 class Router:
-    def __init__(self, stages: list[Stage], streams: list[StreamState], allocator: SlotAllocator,
+    def __init__(self, stages: list[Stage], streams: dict[int, StreamState], allocator: SlotAllocator,
                  supervisor: Supervisor, sockets: dict[str, zmq.Socket], events: zmq.Socket,
-                 sink: ResultSink, stop: threading.Event, on_tick=None, stats: Stats | None = None) -> None:
+                 sink: ResultSink, stop: threading.Event, on_tick=None, stats: Stats | None = None,
+                 keep_running: bool = False, on_result: Callable[[StreamState, Ticket], None] | None = None,
+                 ) -> None:
         self.stages = stages
-        self.streams = streams
+        self.streams = streams  # by stream index; streams come and go through the control API
+        self.keep_running = keep_running  # a controlled pipeline waits for new streams when all have ended
+        self.on_result = on_result
+        self.commands: queue.SimpleQueue[tuple[Callable[[], Any], Future]] = queue.SimpleQueue()
         self.allocator = allocator
         self.sup = supervisor
         self.sockets = sockets
@@ -79,11 +88,45 @@ class Router:
         self.infer_backlog: deque[Ticket] = deque()
         self.attempts: dict[tuple[int, int], int] = {}
         self._rr = 0
-        for stream in streams:
-            for i, stage in enumerate(stages):
-                if stage.stateful:
-                    stream.pinned[i] = OrderGate()
+        for stream in streams.values():
+            self._gates_for(stream)
 
+    def _gates_for(self, stream: StreamState) -> None:
+        for i, stage in enumerate(self.stages):
+            if stage.stateful:
+                stream.pinned[i] = OrderGate()
+
+    # -- commands from other threads (control API) ---------------------------
+    def call(self, fn: Callable[[], Any]) -> Future:
+        """Run `fn` on the router thread (the only one that may touch streams and sockets)."""
+        future: Future = Future()
+        self.commands.put((fn, future))
+        return future
+
+    def _run_commands(self) -> None:
+        while True:
+            try:
+                fn, future = self.commands.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                future.set_result(fn())
+            except Exception as exc:
+                future.set_exception(exc)
+
+    def add_stream(self, stream: StreamState) -> None:
+        """Router thread: start routing a new stream (its decoder is started by the caller)."""
+        self._gates_for(stream)
+        self.streams[stream.index] = stream
+
+    def remove_stream(self, stream_id: str) -> StreamState:
+        """Router thread: stop a stream's decoder; its frames in flight still finish and leave in order."""
+        for stream in self.streams.values():
+            if stream.id == stream_id and not stream.finished:
+                if stream.decoder is not None:
+                    stream.decoder.halt.set()
+                return stream
+        raise KeyError(stream_id)
     # -- main loop --------------------------------------------------------
     def run(self) -> bool:
         """Route until every stream is drained (True) or a stop is asked for (False)."""
@@ -92,6 +135,7 @@ class Router:
             poller.register(sock, zmq.POLLIN)
         last_check = 0.0
         while not self.stop.is_set():
+            self._run_commands()
             for sock, _ in poller.poll(50):
                 if sock is self.events:
                     self._drain_events()
@@ -109,14 +153,18 @@ class Router:
         return False
 
     def _all_done(self) -> bool:
-        for s in self.streams:
+        done = True
+        for index, s in list(self.streams.items()):
             if not s.finished:
                 if not s.drained:
-                    return False
+                    done = False
+                    continue
                 s.finished = True
                 if s.output is not None:
                     s.output.finish()
-        return True
+                if self.keep_running:
+                    del self.streams[index]
+        return done and not self.keep_running
 
     # -- events from decoders ----------------------------------------------
     def _drain_events(self) -> None:
@@ -125,7 +173,9 @@ class Router:
                 ev = decode_event(self.events.recv(zmq.NOBLOCK))
             except zmq.Again:
                 return
-            stream = self.streams[ev.stream]
+            stream = self.streams.get(ev.stream)
+            if stream is None:
+                continue
             if ev.kind == "dropped":
                 stream.dropped += 1
                 self.stats.drop(stream.id, "ring_full")
@@ -133,6 +183,9 @@ class Router:
                 for gate in stream.pinned.values():
                     gate.skip(ev.index)
                 self._publish_ready(stream)
+            elif ev.kind == "missed" and ev.index > 0:
+                stream.dropped += ev.index
+                self.stats.drop(stream.id, "disconnected", ev.index)
             elif ev.kind == "eos":
                 stream.total = ev.index
                 self._publish_ready(stream)
@@ -224,9 +277,10 @@ class Router:
 
     def _fresh(self) -> Ticket | None:
         """The next decoded frame, taking streams in turn so one busy stream cannot starve another."""
-        n = len(self.streams)
+        streams = list(self.streams.values())
+        n = len(streams)
         for k in range(n):
-            stream = self.streams[(self._rr + k) % n]
+            stream = streams[(self._rr + k) % n]
             ticket = stream.ready.take()
             if ticket is not None:
                 self._rr = (self._rr + k + 1) % n
@@ -277,6 +331,8 @@ class Router:
                                  ticket.detections, ticket.data, ticket.failures)
             self.sink.emit(stream.id, result)
             self.stats.done(stream.id, time.monotonic() - ticket.decoded_at)
+            if self.on_result is not None:
+                self.on_result(stream, ticket)
             stream.published += 1
             if stream.output is not None:
                 stream.output.put(ticket)

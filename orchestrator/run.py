@@ -3,8 +3,9 @@
 Order matters. The inference process starts first because the model decides
 the size of each slot's tensor area; then the ring is created; then the
 workers attach it; only then do decoders start filling slots. Teardown runs
-in reverse from a `finally`, so Ctrl-C, SIGTERM and errors all end with no
-child process, no socket file and no shared-memory segment left.
+in reverse from `close()`, called from a `finally`, so Ctrl-C, SIGTERM and
+errors all end with no child process, no socket file and no shared-memory
+segment left.
 """
 
 from __future__ import annotations
@@ -15,17 +16,18 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import zmq
 
 from pipeless.orchestrator.children import CrashLoop, Supervisor
-from pipeless.orchestrator.config import PipelineConfig
+from pipeless.orchestrator.config import PipelineConfig, StreamConfig
 from pipeless.orchestrator.decoder import Decoder, ReadyQueue
 from pipeless.orchestrator.events import EventBus
-from pipeless.orchestrator.outputs import OutputError, ResultSink, VideoOutput
+from pipeless.orchestrator.outputs import ResultSink, VideoOutput
 from pipeless.orchestrator.progress import Progress
 from pipeless.orchestrator.router import PipelineError, Router, StreamState
-from pipeless.orchestrator.sources import SourceError, open_capture, probe
+from pipeless.orchestrator.sources import SourceError, SourceInfo, open_capture, probe
 from pipeless.orchestrator.stages import plan_stages
 from pipeless.orchestrator.stats import Stats
 from pipeless.protocol import messages as m
@@ -48,149 +50,240 @@ class RunSummary:
     provider: str
 
 
-def _wait_ready(sup: Supervisor, sockets: dict[str, zmq.Socket], role: str, stop: threading.Event) -> None:
-    """Block until every child of `role` said Hello; a Fatal or an early death is a one-line error."""
-    sock = sockets[role]
-    deadline = time.monotonic() + CHILD_START_TIMEOUT_S
-    while any(not c.ready for c in sup.of_role(role)):
-        if stop.is_set():
-            return
-        if time.monotonic() > deadline:
-            raise PipelineError(f"{role} did not start within {CHILD_START_TIMEOUT_S:.0f} s")
-        if sock.poll(100):
-            identity, payload = sock.recv_multipart()
-            child = sup.children.get(identity)
-            if child is None:
-                continue
-            msg = (m.from_inference if role == "inference" else m.from_worker).decode(payload)
-            if isinstance(msg, m.Fatal):
-                raise PipelineError(msg.message)
-            if isinstance(msg, m.Hello):
-                child.ready = True
-                child.provider = msg.provider
-                child.model_input = msg.model_input
-        for child in sup.of_role(role):
-            if not child.ready and not child.process.is_alive():
-                raise PipelineError(f"{child.label} exited during start (exit code {child.process.exitcode})")
+class Pipeline:
+    """The orchestrator's live objects for one run; `start`, `run`, `close`, and streams in between."""
 
+    def __init__(self, cfg: PipelineConfig, stop: threading.Event | None = None,
+                 stats: Stats | None = None) -> None:
+        self.cfg = cfg
+        self.stop = stop or threading.Event()
+        self.stats = stats or Stats()
+        self.started = time.monotonic()
+        self.runtime: RuntimeDir | None = None
+        self.ctx = zmq.Context()
+        self.bus = EventBus(self.ctx)
+        self.sockets: dict[str, zmq.Socket] = {}
+        self.sup: Supervisor | None = None
+        self.ring: FrameRing | None = None
+        self.allocator: SlotAllocator | None = None
+        self.sink: ResultSink | None = None
+        self.router: Router | None = None
+        self.streams: dict[int, StreamState] = {}  # every stream ever started, for summary and teardown
+        self.stages = plan_stages(cfg)
+        self.provider = ""
+        self._next_stream = 0
+        self._decoders_stop = threading.Event()
+        self.on_result: Callable[[StreamState, object], None] | None = None
 
-def run_pipeline(cfg: PipelineConfig, stop: threading.Event | None = None, stats: Stats | None = None) -> RunSummary:
-    """Run `cfg` to completion; raises PipelineError/SourceError/OutputError with one-line messages."""
-    stop = stop or threading.Event()
-    started = time.monotonic()
-    for name in reclaim_stale_segments():
-        log.info("pipeless: reclaimed shared memory %s left by a killed run", name)
-    reclaim_stale_runtime_dirs()
+    # -- start -----------------------------------------------------------------
+    def start(self) -> None:
+        cfg = self.cfg
+        for name in reclaim_stale_segments():
+            log.info("pipeless: reclaimed shared memory %s left by a killed run", name)
+        reclaim_stale_runtime_dirs()
+        self.runtime = RuntimeDir()
+        # Sources first: a missing file or dead camera fails before any process starts.
+        opened: list[tuple[StreamConfig, object, SourceInfo]] = []
+        try:
+            for i, s in enumerate(cfg.streams):
+                try:
+                    cap = open_capture(s.input)
+                    opened.append((s, cap, probe(cap, s.input)))
+                except SourceError as exc:
+                    raise SourceError(f"streams[{i}] ({s.id}): {exc}") from None
+            # Bind the results socket early: subscribers connecting now miss no frame (slow joiner).
+            self.sink = ResultSink(self.ctx, cfg.results.publish, cfg.results.file)
+            self._start_children()
+            width = max([cfg.pipeline.max_width] + [info.width for _, _, info in opened])
+            height = max([cfg.pipeline.max_height] + [info.height for _, _, info in opened])
+            self._create_ring(width, height)
+            if any(stage.kind == "filters" for stage in self.stages):
+                n_workers = cfg.pipeline.workers or os.cpu_count() or 1
+                for i in range(n_workers):
+                    self.sup.spawn("worker", i)
+                self._wait_ready("worker")
+            events = self.bus.bind()
+            self.router = Router(self.stages, {}, self.allocator, self.sup, self.sockets, events, self.sink,
+                                 self.stop, None, self.stats, keep_running=bool(cfg.control.http),
+                                 on_result=self._on_result)
+            for s, cap, info in opened:
+                state = self._make_stream(s, cap, info)
+                self.router.add_stream(state)
+            opened = []
+            for state in self.streams.values():
+                self._launch(state)
+        finally:
+            for _, cap, _ in opened:
+                cap.release()
 
-    runtime = RuntimeDir()
-    ctx = zmq.Context()
-    bus = EventBus(ctx)
-    sockets: dict[str, zmq.Socket] = {}
-    sup: Supervisor | None = None
-    ring: FrameRing | None = None
-    streams: list[StreamState] = []
-    sink: ResultSink | None = None
-    decoders_stop = threading.Event()
-    provider = ""
-    try:
-        # Sources first: a missing file or dead camera should fail before any process starts.
-        caps = []
-        for i, s in enumerate(cfg.streams):
-            try:
-                cap = open_capture(s.input)
-                caps.append((cap, probe(cap, s.input)))
-            except SourceError as exc:
-                raise SourceError(f"streams[{i}] ({s.id}): {exc}") from None
-        # Bind the results socket early: subscribers connecting now miss no frame (ZeroMQ's slow joiner).
-        sink = ResultSink(ctx, cfg.results.publish, cfg.results.file)
-        endpoints = {role: runtime.endpoint(role) for role in ("worker", "inference")}
+    def _start_children(self) -> None:
+        assert self.runtime is not None
+        endpoints = {role: self.runtime.endpoint(role) for role in ("worker", "inference")}
         for role, endpoint in endpoints.items():
-            sock = ctx.socket(zmq.ROUTER)
+            sock = self.ctx.socket(zmq.ROUTER)
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
             sock.bind(endpoint)
-            sockets[role] = sock
-        sup = Supervisor(cfg, endpoints)
+            self.sockets[role] = sock
+        self.sup = Supervisor(self.cfg, endpoints)
+        if self.cfg.inference is not None:
+            self.sup.spawn("inference", 0)
+            self._wait_ready("inference")
+            infer = self.sup.of_role("inference")[0]
+            self.sup.model_input = infer.model_input
+            self.provider = infer.provider
 
-        stages = plan_stages(cfg)
-        if cfg.inference is not None:
-            sup.spawn("inference", 0)
-            _wait_ready(sup, sockets, "inference", stop)
-            infer = sup.of_role("inference")[0]
-            sup.model_input = infer.model_input
-            provider = infer.provider
+    def _create_ring(self, width: int, height: int) -> None:
+        assert self.sup is not None
+        tensor_bytes = self.sup.model_input.nbytes if self.sup.model_input else 0
+        self.ring = FrameRing.create(self.cfg.pipeline.slots, width * height * 3, tensor_bytes)
+        self.sup.ring = self.ring.layout
+        self.allocator = SlotAllocator(self.ring)
+        for child in self.sup.of_role("inference"):
+            self.sockets["inference"].send_multipart([child.identity, m.encode(m.Attach(self.ring.layout))])
 
-        width = max([cfg.pipeline.max_width] + [info.width for _, info in caps])
-        height = max([cfg.pipeline.max_height] + [info.height for _, info in caps])
-        tensor_bytes = sup.model_input.nbytes if sup.model_input else 0
-        ring = FrameRing.create(cfg.pipeline.slots, width * height * 3, tensor_bytes)
-        sup.ring = ring.layout
-        allocator = SlotAllocator(ring)
-        for child in sup.of_role("inference"):
-            sockets["inference"].send_multipart([child.identity, m.encode(m.Attach(ring.layout))])
+    def _wait_ready(self, role: str) -> None:
+        """Block until every child of `role` said Hello; a Fatal or an early death is a one-line error."""
+        sup, sock = self.sup, self.sockets[role]
+        assert sup is not None
+        deadline = time.monotonic() + CHILD_START_TIMEOUT_S
+        while any(not c.ready for c in sup.of_role(role)):
+            if self.stop.is_set():
+                return
+            if time.monotonic() > deadline:
+                raise PipelineError(f"{role} did not start within {CHILD_START_TIMEOUT_S:.0f} s")
+            if sock.poll(100):
+                identity, payload = sock.recv_multipart()
+                child = sup.children.get(identity)
+                if child is None:
+                    continue
+                msg = (m.from_inference if role == "inference" else m.from_worker).decode(payload)
+                if isinstance(msg, m.Fatal):
+                    raise PipelineError(msg.message)
+                if isinstance(msg, m.Hello):
+                    child.ready = True
+                    child.provider = msg.provider
+                    child.model_input = msg.model_input
+            for child in sup.of_role(role):
+                if not child.ready and not child.process.is_alive():
+                    raise PipelineError(f"{child.label} exited during start (exit code {child.process.exitcode})")
 
-        if any(stage.kind == "filters" for stage in stages):
-            n_workers = cfg.pipeline.workers or os.cpu_count() or 1
-            for i in range(n_workers):
-                sup.spawn("worker", i)
-            _wait_ready(sup, sockets, "worker", stop)
+    # -- streams -----------------------------------------------------------------
+    def _make_stream(self, s: StreamConfig, cap, info: SourceInfo) -> StreamState:
+        assert self.ring is not None and self.allocator is not None
+        self.ring.frame_buffer(0, info.width, info.height)  # ValueError if it does not fit a slot
+        index = self._next_stream
+        self._next_stream += 1
+        state = StreamState(index, s.id, s.input, info, ReadyQueue())
+        if s.output:
+            state.output = VideoOutput(s.output, s.fps or info.fps, info.width, info.height, s.codec,
+                                       self.ring, lambda t: self.allocator.release(t.handle))
+        state.decoder = Decoder(index, s, cap, info, self.allocator, state.ready, self.bus.emit,
+                                self._decoders_stop)
+        self.streams[index] = state
+        return state
 
-        events = bus.bind()
+    @staticmethod
+    def _launch(state: StreamState) -> None:
+        if state.output is not None:
+            state.output.start()
+        assert state.decoder is not None
+        state.decoder.start()
 
-        def release(ticket) -> None:
-            allocator.release(ticket.handle)
-
-        for i, (s, (cap, info)) in enumerate(zip(cfg.streams, caps)):
-            state = StreamState(i, s.id, s.input, info, ReadyQueue())
-            if s.output:
-                state.output = VideoOutput(s.output, s.fps or info.fps, info.width, info.height, s.codec,
-                                           ring, release)
-            streams.append(state)
-        for state, (cap, info) in zip(streams, caps):
-            state.decoder = Decoder(state.index, state.id, cap, info, allocator, state.ready, bus.emit,
-                                    decoders_stop)
-        caps = []
-        for state in streams:
-            if state.output is not None:
-                state.output.start()
-            state.decoder.start()
-
-        progress = Progress(streams)
-        router = Router(stages, streams, allocator, sup, sockets, events, sink, stop, progress.update, stats)
+    def add_stream(self, s: StreamConfig, timeout: float = 30.0) -> StreamState:
+        """From any thread: open the source here, then hand the stream to the router thread."""
+        assert self.router is not None and self.ring is not None
+        if any(st.id == s.id and not st.finished for st in self.streams.values()):
+            raise ValueError(f"stream {s.id!r} already exists")
+        cap = open_capture(s.input)
         try:
-            completed = router.run()
+            info = probe(cap, s.input)
+            try:
+                self.ring.frame_buffer(0, info.width, info.height)
+            except ValueError:
+                raise SourceError(f"{info.width}x{info.height} frames do not fit the ring's slots; "
+                                  f"start the pipeline with larger pipeline.max_width/max_height") from None
+        except BaseException:
+            cap.release()
+            raise
+        state = self.router.call(lambda: self._add_on_router(s, cap, info)).result(timeout)
+        return state
+
+    def _add_on_router(self, s: StreamConfig, cap, info: SourceInfo) -> StreamState:
+        assert self.router is not None
+        state = self._make_stream(s, cap, info)
+        self.router.add_stream(state)
+        self._launch(state)
+        return state
+
+    def remove_stream(self, stream_id: str, timeout: float = 10.0) -> StreamState:
+        assert self.router is not None
+        return self.router.call(lambda: self.router.remove_stream(stream_id)).result(timeout)
+
+    def live_streams(self) -> list[StreamState]:
+        return [s for s in self.streams.values() if not s.finished]
+
+    def _on_result(self, stream: StreamState, ticket) -> None:
+        if self.on_result is not None:
+            self.on_result(stream, ticket)
+
+    # -- run and stop ------------------------------------------------------------
+    def run(self, on_tick: Callable[[], None] | None = None) -> RunSummary:
+        assert self.router is not None
+        self.router.on_tick = on_tick
+        try:
+            completed = self.router.run()
         except CrashLoop as exc:
             raise PipelineError(str(exc)) from None
-        finally:
-            progress.close()
-        for state in streams:
+        for state in self.streams.values():
             if state.decoder and state.decoder.error:
                 log.warning("pipeless: stream %s ended on an error: %s", state.id, state.decoder.error)
-        return RunSummary(completed, {s.id: s.published for s in streams},
-                          {s.id: s.dropped for s in streams}, time.monotonic() - started, provider)
-    finally:
-        decoders_stop.set()
-        for state in streams:
+        return self.summary(completed)
+
+    def summary(self, completed: bool) -> RunSummary:
+        return RunSummary(completed, {s.id: s.published for s in self.streams.values()},
+                          {s.id: s.dropped for s in self.streams.values()},
+                          time.monotonic() - self.started, self.provider)
+
+    def close(self) -> None:
+        self._decoders_stop.set()
+        for state in self.streams.values():
             if state.decoder is not None and state.decoder.is_alive():
                 state.decoder.join(1.0)
-        for state in streams:
+        for state in self.streams.values():
             if state.output is not None and state.output.is_alive():
                 state.output.finish()
                 state.output.join(5.0)
-        if sup is not None:
+        if self.sup is not None:
             def send_stop(child) -> None:
                 try:
-                    sockets[child.role].send_multipart([child.identity, m.encode(m.Stop())], zmq.NOBLOCK)
+                    self.sockets[child.role].send_multipart([child.identity, m.encode(m.Stop())], zmq.NOBLOCK)
                 except zmq.ZMQError:
                     pass
-            sup.stop_all(send_stop)
-        if sink is not None:
-            sink.close()
-        bus.close()
-        ctx.destroy(linger=0)
-        if ring is not None:
-            ring.close()
-        runtime.remove()
+            self.sup.stop_all(send_stop)
+        if self.sink is not None:
+            self.sink.close()
+        self.bus.close()
+        self.ctx.destroy(linger=0)
+        if self.ring is not None:
+            self.ring.close()
+        if self.runtime is not None:
+            self.runtime.remove()
+
+
+def run_pipeline(cfg: PipelineConfig, stop: threading.Event | None = None,
+                 stats: Stats | None = None) -> RunSummary:
+    """Run `cfg` to completion; raises PipelineError/SourceError/OutputError with one-line messages."""
+    pipeline = Pipeline(cfg, stop, stats)
+    progress: Progress | None = None
+    try:
+        pipeline.start()
+        progress = Progress(pipeline.live_streams())
+        return pipeline.run(progress.update)
+    finally:
+        if progress is not None:
+            progress.close()
+        pipeline.close()
 
 
 def install_signal_handlers(stop: threading.Event) -> None:

@@ -35,9 +35,9 @@ class Stats:
             self.latency_seconds.append(latency)
             self.frames[(stream, "out")] += 1
 
-    def drop(self, stream: str, reason: str) -> None:
+    def drop(self, stream: str, reason: str, count: int = 1) -> None:
         with self.lock:
-            self.dropped[(stream, reason)] += 1
+            self.dropped[(stream, reason)] += count
 
     def failure(self, filter_name: str, kind: str) -> None:
         with self.lock:
