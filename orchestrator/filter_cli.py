@@ -288,7 +288,9 @@ def _digest(t: Target, versions: list[str]) -> str:
         inc, runtime = _c_runtime(t.project)
         files = sorted(set(files) | {runtime, inc / "pipeless.h"})
     for f in files:
-        h.update(str(f.relative_to(t.project) if f.is_relative_to(t.project) else f).encode() + b"\0")
+        # names relative to the project (or bare, for pipeless's own wit/ and C runtime), so that
+        # another checkout of the same sources hits the same cache entry
+        h.update(str(f.relative_to(t.project) if f.is_relative_to(t.project) else "<pipeless>/" + f.name).encode() + b"\0")
         h.update(f.read_bytes() + b"\0")
     return h.hexdigest()
 
@@ -302,8 +304,39 @@ def _last_line(text: str) -> str:
     return lines[-1][:300] if lines else "(no output)"
 
 
-def build_target(t: Target, force: bool = False, log=print) -> tuple[Path, bool]:
-    """Build one filter; return (its .wasm, whether it was rebuilt). Raise CliError with one line on failure."""
+def cache_dir() -> Path | None:
+    """Where built components are kept by input hash, shared by every checkout: $PIPELESS_FILTER_CACHE
+    (empty: off), else $XDG_CACHE_HOME/pipeless/filters, else ~/.cache/pipeless/filters."""
+    env = os.environ.get("PIPELESS_FILTER_CACHE")
+    if env is not None:
+        return Path(env) if env else None
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "pipeless" / "filters"
+
+
+CACHE_KEEP = 24  # components kept in the shared cache (the Python and JS ones are 12-18 MB each)
+
+
+def _install(src: Path, dst: Path) -> None:
+    tmp = dst.with_name(dst.name + f".{os.getpid()}.tmp")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
+
+def _store(src: Path, cached: Path) -> None:
+    """Keep a copy in the shared cache (best effort: a read-only or full disk only costs a rebuild later)."""
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        _install(src, cached)
+        entries = sorted(cached.parent.glob("*.wasm"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in entries[CACHE_KEEP:]:
+            old.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+def build_target(t: Target, force: bool = False) -> tuple[Path, str]:
+    """Build one filter; return (its .wasm, "built" | "up to date" | "cached"). Raise CliError with one line on failure."""
     t.out.parent.mkdir(parents=True, exist_ok=True)
     stamp = t.out.parent / f".{t.name}.stamp"
     logfile = t.out.parent / f"{t.name}.log"
@@ -312,7 +345,13 @@ def build_target(t: Target, force: bool = False, log=print) -> tuple[Path, bool]
         cmds, versions = build_commands(t, work)
         key = _digest(t, versions)
         if not force and t.out.is_file() and stamp.is_file() and stamp.read_text().strip() == key:
-            return t.out, False
+            return t.out, "up to date"
+        cached = cache_dir() / f"{key}.wasm" if cache_dir() else None
+        if not force and cached and cached.is_file():  # built before from the very same inputs (another clone, CI)
+            _install(cached, t.out)
+            stamp.write_text(key + "\n")
+            os.utime(cached)
+            return t.out, "cached"
         started = time.monotonic()
         transcript = []
         for cmd in cmds:
@@ -333,13 +372,13 @@ def build_target(t: Target, force: bool = False, log=print) -> tuple[Path, bool]
         if not produced.is_file():
             logfile.write_text("\n".join(transcript))
             raise CliError(f"{t.source}: the build wrote no component (log: {logfile})")
-        tmp_out = t.out.with_suffix(".wasm.tmp")
-        shutil.copyfile(produced, tmp_out)
-        os.replace(tmp_out, t.out)
+        _install(produced, t.out)
+        if cached:
+            _store(produced, cached)
         transcript.append(f"built {t.out} in {time.monotonic() - started:.1f} s")
         logfile.write_text("\n".join(transcript) + "\n")
         stamp.write_text(key + "\n")
-    return t.out, True
+    return t.out, "built"
 
 
 # ---------------------------------------------------------------------------
@@ -496,11 +535,13 @@ def main(argv: list[str]) -> int:
             targets = [t for p in args.paths for t in find_targets(Path(p))]
             for t in targets:
                 started = time.monotonic()
-                out, rebuilt = build_target(t, force=args.force)
+                out, how = build_target(t, force=args.force)
                 rel = os.path.relpath(out)
                 size = _size(out.stat().st_size)
-                if rebuilt:
+                if how == "built":
                     print(f"pipeless: built {rel} ({t.lang}, {size}) in {time.monotonic() - started:.1f} s")
+                elif how == "cached":
+                    print(f"pipeless: {rel} restored from the build cache ({t.lang}, {size})")
                 else:
                     print(f"pipeless: {rel} is up to date ({t.lang}, {size})")
             return 0
