@@ -177,9 +177,10 @@ class Decoder(threading.Thread):
         self.connected = False
         lost_at = time.monotonic()
         self.notify("lost", self.stream, self._index)
-        if reason == "eos":
-            log.info("pipeless: stream %s reached its end; restarting it (restart = %s)",
-                     self.cfg.id, self.cfg.restart_policy)
+        if reason == "eos":  # a looping file: said once, not at every loop
+            (log.debug if self.reconnects else log.info)(
+                "pipeless: stream %s reached its end; restarting it (restart = %s)", self.cfg.id,
+                self.cfg.restart_policy)
         else:
             log.warning("pipeless: stream %s lost its source; reconnecting", self.cfg.id)
         wait, tries, last_error = FIRST_BACKOFF_S, 0, ""

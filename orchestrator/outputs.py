@@ -85,6 +85,11 @@ class ResultSink:
         if self.file is not None:
             self.file.write(line + b"\n")
 
+    def flush(self) -> None:
+        """Called a few times a second so readers tailing the JSONL file see results promptly."""
+        if self.file is not None:
+            self.file.flush()
+
     def close(self) -> None:
         if self.file is not None:
             self.file.close()

@@ -146,6 +146,7 @@ class Router:
             if now - last_check >= SUPERVISE_EVERY_S:
                 last_check = now
                 self._supervise()
+                self.sink.flush()
                 if self.on_tick:
                     self.on_tick()
             if self._all_done():

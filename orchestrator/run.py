@@ -272,17 +272,35 @@ class Pipeline:
 
 
 def run_pipeline(cfg: PipelineConfig, stop: threading.Event | None = None,
-                 stats: Stats | None = None) -> RunSummary:
+                 stats: Stats | None = None, on_started: Callable[[Pipeline], None] | None = None) -> RunSummary:
     """Run `cfg` to completion; raises PipelineError/SourceError/OutputError with one-line messages."""
+    from pipeless.orchestrator.control import ControlServer
+    from pipeless.orchestrator.metrics import FpsMeter, MetricsPublisher, ProcessSampler
+
     pipeline = Pipeline(cfg, stop, stats)
     progress: Progress | None = None
+    control: ControlServer | None = None
+    publisher: MetricsPublisher | None = None
     try:
         pipeline.start()
+        sampler, fps = ProcessSampler(pipeline), FpsMeter()
+        if cfg.metrics.publish:
+            publisher = MetricsPublisher(pipeline, cfg.metrics.publish, cfg.metrics.interval_s, sampler, fps)
+            publisher.start()
+        if cfg.control.http:
+            control = ControlServer(pipeline, cfg.control.http, cfg.control.token, sampler, fps)
+            control.start()
+        if on_started is not None:
+            on_started(pipeline)
         progress = Progress(pipeline.live_streams())
         return pipeline.run(progress.update)
     finally:
         if progress is not None:
             progress.close()
+        if control is not None:
+            control.stop()
+        if publisher is not None:
+            publisher.stop()
         pipeline.close()
 
 

@@ -11,6 +11,9 @@ import cv2
 from pipeless.orchestrator.config import is_live
 
 
+NETWORK_TIMEOUT_MS = 5000  # a stalled network source fails after this long, then reconnects
+
+
 class SourceError(Exception):
     """A one-line reason a stream's input cannot be opened or read."""
 
@@ -33,7 +36,10 @@ def open_capture(source: str) -> cv2.VideoCapture:
             raise SourceError(f"camera {source} does not exist")
         cap = cv2.VideoCapture(index, cv2.CAP_V4L2)
     elif "://" in source:
-        cap = cv2.VideoCapture(source, cv2.CAP_FFMPEG)
+        # RTSP over TCP: a camera that goes away is noticed at once (UDP only times out).
+        os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")
+        cap = cv2.VideoCapture(source, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, NETWORK_TIMEOUT_MS,
+                                                        cv2.CAP_PROP_READ_TIMEOUT_MSEC, NETWORK_TIMEOUT_MS])
     else:
         if not os.path.isfile(source):
             raise SourceError(f"no such file: {source}")

@@ -93,7 +93,7 @@ def main(blob: bytes) -> None:
             sock.send(m.encode(m.Fatal("inference", str(exc))))
             return
         if args.ring is None:  # first start: report the input so the ring can be sized, then attach
-            log.info(describe(session, provider))
+            log.info(describe(session, provider, spec=spec))
         sock.send(m.encode(m.Hello("inference", os.getpid(), provider, spec)))
         if args.ring is not None:
             ring = FrameRing.attach(args.ring)

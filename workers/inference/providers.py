@@ -145,7 +145,7 @@ def open_session(model: str | bytes, requested: list[str], *, name: str = "") ->
     if in_use != wanted:
         # Only worth a warning when the user asked for that provider; on auto
         # it is routine (e.g. CUDA present but TensorRT not installed).
-        (log.warning if requested else log.info)("inference: %s could not be loaded (its libraries are missing or no device is present); "
+        (log.warning if requested else log.debug)("inference: %s could not be loaded (its libraries are missing or no device is present); "
                     "running on %s", wanted, in_use)
     if not isinstance(model, str) or name:
         _names[session] = label
