@@ -254,7 +254,10 @@ def build_commands(t: Target, work: Path) -> tuple[list[list[str]], list[str]]:
         cmd = [node, cli, str(t.source), "--wit", wit, "--world-name", WORLD, "--disable", "http", "fetch-event", "-o", out]
         pkg = Path(cli).parents[1] / "package.json"
         version = json.loads(pkg.read_text()).get("version", "?") if pkg.is_file() else "?"
-        return [cmd], [f"componentize-js {version}", _version([node, "--version"])]
+        # ComponentizeJS reports a syntax error only as "encountered [1] errors": node names the line.
+        checks = [[node, "--experimental-default-type=module", "--check", str(src)] for src in t.inputs
+                  if src.suffix in (".js", ".mjs")]
+        return [*checks, cmd], [f"componentize-js {version}", _version([node, "--version"])]
     raise CliError(f"{t.source}: unknown language {t.lang!r}")
 
 
@@ -296,8 +299,18 @@ def _digest(t: Target, versions: list[str]) -> str:
 
 
 def _last_line(text: str) -> str:
-    """The most telling line of a tool's output: the last error-looking one, else the last one."""
+    """The most telling line of a tool's output."""
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    for ln in lines:  # clang: file.c:12:5: error: ...
+        if re.search(r":\d+:\d+: (fatal )?error: ", ln):
+            return ln[:300]
+    for i, ln in enumerate(lines):  # componentize-py (anyhow): the cause, e.g. SyntaxError: ... (app.py, line 3)
+        if ln == "Caused by:" and i + 1 < len(lines):
+            return lines[i + 1][:300]
+    for i, ln in enumerate(lines):  # node --check: "path:LINE", the source line, a caret, "SyntaxError: ..."
+        if re.match(r"^\w*Error: ", ln):
+            where = next((w for w in reversed(lines[:i]) if re.match(r"^\S+:\d+$", w)), "")
+            return (f"{where}: {ln}" if where else ln)[:300]
     for ln in reversed(lines):
         if re.search(r"error|Error|exception|not found|No such", ln):
             return ln[:300]
