@@ -267,14 +267,24 @@ class Router:
         ticket.sent_at = time.monotonic()
         child.inflight[(ticket.handle.slot, ticket.handle.generation)] = ticket
         task = m.InferTask(ticket.handle, self.streams[ticket.stream].id, ticket.frame)
-        self.sockets["inference"].send_multipart([child.identity, m.encode(task)])
+        self._send(child, task)
 
     def _send_filter(self, child: Child, ticket: Ticket) -> None:
         ticket.sent_at = time.monotonic()
         child.inflight[(ticket.handle.slot, ticket.handle.generation)] = ticket
         task = m.FilterTask(ticket.handle, self.streams[ticket.stream].id, ticket.frame, ticket.pts,
                             self.stages[ticket.stage].name, ticket.detections)
-        self.sockets["worker"].send_multipart([child.identity, m.encode(task)])
+        self._send(child, task)
+
+    def _send(self, child: Child, task: m.FilterTask | m.InferTask) -> None:
+        """Send to one child. If it has just died, the ticket stays in its inflight list and is
+        handed to its successor when the supervisor reaps it (the socket knows before we do)."""
+        try:
+            self.sockets[child.role].send_multipart([child.identity, m.encode(task)])
+        except zmq.ZMQError as exc:
+            if exc.errno != zmq.EHOSTUNREACH:
+                raise
+            child.ready = False
 
     def _fresh(self) -> Ticket | None:
         """The next decoded frame, taking streams in turn so one busy stream cannot starve another."""

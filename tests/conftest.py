@@ -29,9 +29,27 @@ def write_config(tmp_path):
 
 
 def run_cli(*args: str, timeout: float = 180, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipeless.orchestrator.cli", *args], capture_output=True,
-                          text=True, timeout=timeout, **kw)
+    """Run pipeless-orch; the result also carries `.pid`, to look for anything the run left behind."""
+    with subprocess.Popen([sys.executable, "-m", "pipeless.orchestrator.cli", *args], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, **kw) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    done = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    done.pid = proc.pid
+    return done
 
 
 def shm_segments() -> set[str]:
     return {n for n in os.listdir("/dev/shm") if n.startswith("pipeless-")}
+
+
+def leftovers(pid: int) -> list[str]:
+    """Shared-memory segments and socket folders that a finished run with this pid left behind."""
+    found = [n for n in os.listdir("/dev/shm") if n.startswith(f"pipeless-{pid}-")]
+    runtime = os.path.join(os.environ.get("XDG_RUNTIME_DIR") or "/tmp", f"pipeless-{pid}")
+    if os.path.exists(runtime):
+        found.append(runtime)
+    return found

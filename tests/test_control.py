@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.conftest import MODELS, SAMPLE, shm_segments
+from tests.conftest import MODELS, SAMPLE, leftovers
 from tests.live import LivePipeline, free_port, http, read_jsonl, scrape, wait_for
 
 
@@ -32,13 +32,12 @@ file = "out/r.jsonl"
 [control]
 http = "127.0.0.1:{port}"
 """)
-    before = shm_segments()
     pipeline = LivePipeline(cfg, f"http://127.0.0.1:{port}")
     yield pipeline, tmp_path / "out" / "r.jsonl"
     stderr = pipeline.stop()
     assert pipeline.proc.returncode == 130, stderr
     assert "Traceback" not in stderr
-    assert shm_segments() <= before
+    assert not leftovers(pipeline.proc.pid)
 
 
 def frames(results, stream):

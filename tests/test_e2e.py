@@ -12,7 +12,7 @@ import pytest
 from pipeless.orchestrator.config import load
 from pipeless.orchestrator.run import run_pipeline
 from pipeless.orchestrator.stats import Stats
-from tests.conftest import MODELS, ROOT, SAMPLE, run_cli, shm_segments
+from tests.conftest import MODELS, ROOT, SAMPLE, leftovers, run_cli
 from tests.filters.testing_filters import BITS, read_index
 
 
@@ -43,7 +43,6 @@ def demo_copy(tmp_path) -> str:
 
 
 def test_demo_blurs_every_face_and_reports_every_frame(tmp_path):
-    before = shm_segments()
     proc = run_cli("-c", demo_copy(tmp_path))
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
@@ -68,7 +67,7 @@ def test_demo_blurs_every_face_and_reports_every_frame(tmp_path):
         if sharpness(output[r["frame"]], inner) < 0.3 * sharpness(source[r["frame"]], inner):
             blurred += 1
     assert blurred >= 0.95 * len(with_face)
-    assert shm_segments() <= before
+    assert not leftovers(proc.pid)
 
 
 def make_stamped_clip(path, frames: int, size=(640, 480)) -> None:

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.conftest import MODELS, SAMPLE, shm_segments
+from tests.conftest import MODELS, SAMPLE, leftovers
 from tests.live import LivePipeline, free_port, http, read_jsonl, scrape, wait_for
 
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -72,7 +72,6 @@ file = "out/r.jsonl"
 [control]
 http = "127.0.0.1:{http_port}"
 """)
-    before = shm_segments()
     results = tmp_path / "out" / "r.jsonl"
     pipeline = LivePipeline(cfg, f"http://127.0.0.1:{http_port}")
     try:
@@ -103,4 +102,4 @@ http = "127.0.0.1:{http_port}"
     assert prefix[-1] + 1 - len(prefix) <= ring_full
     assert sum(1 for r in out if r["detections"]) >= 0.9 * len(out)  # real frames, faces found
     assert stderr.count("lost its source") == 1 and stderr.count("reconnected after") == 1
-    assert shm_segments() <= before
+    assert not leftovers(pipeline.proc.pid)
