@@ -29,8 +29,8 @@ class StreamMetrics(msgspec.Struct):
     fps: float
     frames: int
     dropped: int
-    latency_p50_ms: float
-    latency_p99_ms: float
+    latency_p50_ms: float | None  # None: no result yet
+    latency_p99_ms: float | None
     connected: bool
     reconnects: int
 
@@ -38,8 +38,8 @@ class StreamMetrics(msgspec.Struct):
 class StageMetrics(msgspec.Struct):
     name: str
     frames: int
-    p50_ms: float
-    p99_ms: float
+    p50_ms: float | None  # None: no sample yet
+    p99_ms: float | None
 
 
 class ProcessMetrics(msgspec.Struct):
@@ -68,12 +68,20 @@ decode_snapshot = msgspec.json.Decoder(MetricsSnapshot).decode
 
 
 class ProcessSampler:
-    """psutil views of the orchestrator and its children, kept across samples so CPU % is meaningful."""
+    """psutil views of the orchestrator and its children, kept across samples so CPU % is meaningful.
+
+    Shared by the metrics topic and /metrics scrapes: a read within MIN_INTERVAL_S of the last
+    one gets that one's numbers, since CPU % over a few milliseconds is noise (often 0).
+    """
+
+    MIN_INTERVAL_S = 0.5
 
     def __init__(self, pipeline: "Pipeline") -> None:
         self.pipeline = pipeline
         self._procs: dict[int, psutil.Process] = {}
         self._lock = threading.Lock()
+        self._last: list[ProcessMetrics] = []
+        self._last_at = float("-inf")
 
     def _named(self) -> list[tuple[str, int, int]]:
         named = [("orchestrator", psutil.Process().pid, 0)]
@@ -87,6 +95,9 @@ class ProcessSampler:
     def sample(self) -> list[ProcessMetrics]:
         out = []
         with self._lock:
+            now = time.monotonic()
+            if now - self._last_at < self.MIN_INTERVAL_S:
+                return list(self._last)
             alive = set()
             for name, pid, restarts in self._named():
                 proc = self._procs.get(pid)
@@ -102,6 +113,7 @@ class ProcessSampler:
                     continue
             for pid in set(self._procs) - alive:
                 del self._procs[pid]
+            self._last, self._last_at = out, now
         return out
 
 
@@ -124,7 +136,9 @@ class FpsMeter:
         return self.fps
 
 
-def _ms(values) -> tuple[float, float]:
+def _ms(values) -> tuple[float | None, float | None]:
+    if not values:  # JSON has no NaN: msgspec would write null, which a float field cannot decode
+        return None, None
     p = Stats.percentiles(values)
     return round(p["p50"] * 1000, 3), round(p["p99"] * 1000, 3)
 
