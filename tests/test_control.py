@@ -58,6 +58,7 @@ def test_add_and_remove_a_stream_while_running(live):
     status, body = http("DELETE", url + "/streams/b")
     assert status == 200 and body["id"] == "b"
     wait_for(lambda: {s["id"] for s in http("GET", url + "/streams")[1]} == {"a"}, 10, "b to go")
+    time.sleep(0.5)  # the JSONL file is flushed a few times a second
     count_b = len(frames(read_jsonl(results_path), "b"))
     count_a = len(frames(read_jsonl(results_path), "a"))
     wait_for(lambda: len(frames(read_jsonl(results_path), "a")) > count_a + 30, 30, "a to go on")
