@@ -33,9 +33,22 @@ RESTART_WINDOW_S = 30.0
 
 
 def _child_main(module: str, blob: bytes) -> None:
+    """A child's unexpected crash is one line on stderr (the supervisor restarts it); the traceback
+    is printed too only with PIPELESS_DEBUG=1, for whoever is debugging pipeless itself."""
     import importlib
+    import sys
+    import traceback
 
-    importlib.import_module(module).main(blob)
+    try:
+        importlib.import_module(module).main(blob)
+    except SystemExit:
+        raise
+    except BaseException as exc:
+        if os.environ.get("PIPELESS_DEBUG"):
+            traceback.print_exc()
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(f"pipeless: {module.rsplit('.', 1)[-1]} crashed: {type(exc).__name__}: {first}", file=sys.stderr)
+        sys.exit(1)
 
 
 @dataclass

@@ -36,6 +36,19 @@ class BatchRunner:
         self.cfg = cfg
         self.output_names = [o.name for o in session.get_outputs()]
         self.batches = 0
+        self.last_error = ""
+
+    def check(self) -> None:
+        """Run one zero frame through the model and the adapter, so a model/adapter mismatch is a
+        one-line error at start instead of a failure on every frame (it also warms the provider up)."""
+        tensor = np.zeros(self.spec.shape, np.float32)
+        try:
+            outputs = self._infer([tensor])
+            self.adapter.decode(outputs, [(self.spec.width, self.spec.height)], self.spec, self.cfg)
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelLoadError(f"{self.cfg.model}: adapter {self.cfg.adapter!r} does not fit this model: "
+                                 f"{first}") from None
 
     def run(self, ring: FrameRing, tasks: list[m.InferTask]) -> list[m.InferDone]:
         live: list[m.InferTask] = []
@@ -54,8 +67,15 @@ class BatchRunner:
         if not live:
             return replies
         self.batches += 1
-        outputs = self._infer(tensors)
-        per_frame = self.adapter.decode(outputs, sizes, self.spec, self.cfg)
+        try:
+            outputs = self._infer(tensors)
+            per_frame = self.adapter.decode(outputs, sizes, self.spec, self.cfg)
+        except Exception as exc:  # one bad batch fails its frames, not the process
+            message = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+            if message != self.last_error:
+                log.warning("inference: batch failed: %s", message)
+                self.last_error = message
+            return replies + [m.InferDone(t.handle, [], len(live), self.batches, error=message) for t in live]
         for i, task in enumerate(live):
             raw = self.adapter.raw(outputs, i)
             replies.append(m.InferDone(task.handle, per_frame[i], len(live), self.batches, raw))
@@ -89,6 +109,8 @@ def main(blob: bytes) -> None:
         try:
             session, provider = open_session(adapter.prepare(cfg.model), cfg.providers)
             spec = adapter.model_input(session, cfg)
+            runner = BatchRunner(session, adapter, spec, cfg)
+            runner.check()
         except ModelLoadError as exc:
             sock.send(m.encode(m.Fatal("inference", str(exc))))
             return
@@ -97,7 +119,6 @@ def main(blob: bytes) -> None:
         sock.send(m.encode(m.Hello("inference", os.getpid(), provider, spec)))
         if args.ring is not None:
             ring = FrameRing.attach(args.ring)
-        runner = BatchRunner(session, adapter, spec, cfg)
         ring = serve(sock, ring, runner, cfg.batch_size, cfg.batch_timeout_ms / 1000.0)
     finally:
         if ring is not None:
