@@ -13,6 +13,14 @@ def build_filter(cfg: FilterConfig) -> Filter:
         if cfg.kind == "python":
             assert cfg.function
             return PythonFilter(cfg.name, cfg.stage, cfg.function, cfg.config)
+        if cfg.kind == "wasm":
+            from pipeless.workers.wasm.component import WasmComponentFilter
+
+            return WasmComponentFilter(cfg)
+        if cfg.kind == "wasm-module":
+            from pipeless.workers.wasm.module import WasmModuleFilter
+
+            return WasmModuleFilter(cfg)
         raise FilterLoadError(f"kind {cfg.kind!r} is not available in this build")
     except FilterLoadError as exc:
         raise FilterLoadError(f"filter {cfg.name!r}: {exc}") from None

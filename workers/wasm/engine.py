@@ -1,0 +1,161 @@
+"""One wasmtime Engine per process, its epoch ticker, and the compiled-code cache.
+
+Compiling a component with Cranelift takes 50-500 ms; a worker restart or an
+instance rebuilt after a trap must not pay that again. Compiled code is
+therefore cached twice:
+
+* in memory, per process, keyed by the file's SHA-256 (a rebuilt instance
+  reuses the same Component / Module object);
+* on disk under $PIPELESS_WASM_CACHE (default ~/.cache/pipeless/wasm), as
+  wasmtime's serialized artefact, keyed by SHA-256(file) + wasmtime version +
+  the engine settings that change code generation. A stale or corrupt entry
+  is recompiled and replaced.
+
+Deadlines use epoch interruption: a daemon thread bumps the engine epoch
+every TICK_MS, and each call sets its store's deadline to
+ceil(deadline_ms / TICK_MS) + 1 ticks ahead, so a runaway guest traps within
+about one tick of its deadline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import wasmtime
+from wasmtime import Config, Engine, Module
+from wasmtime.component import Component
+
+TICK_MS = 2
+
+# Everything that changes the machine code: part of the on-disk cache key.
+ENGINE_SETTINGS = {
+    "epoch_interruption": True,
+    "cranelift_opt_level": "speed",
+    "wasm_component_model": True,
+}
+
+
+def _build_engine() -> Engine:
+    cfg = Config()
+    cfg.epoch_interruption = ENGINE_SETTINGS["epoch_interruption"]
+    cfg.cranelift_opt_level = ENGINE_SETTINGS["cranelift_opt_level"]
+    cfg.wasm_component_model = ENGINE_SETTINGS["wasm_component_model"]
+    return Engine(cfg)
+
+
+_engine: Engine | None = None
+_engine_lock = threading.Lock()
+
+
+def engine() -> Engine:
+    global _engine
+    with _engine_lock:
+        if _engine is None:
+            _engine = _build_engine()
+            _start_ticker(_engine)
+        return _engine
+
+
+def _start_ticker(eng: Engine) -> None:
+    def tick() -> None:
+        period = TICK_MS / 1000.0
+        while True:
+            time.sleep(period)
+            eng.increment_epoch()
+
+    threading.Thread(target=tick, name="pipeless-wasm-epoch", daemon=True).start()
+
+
+def deadline_ticks(deadline_ms: float) -> int:
+    return int(-(-deadline_ms // TICK_MS)) + 1
+
+
+def cache_dir() -> Path:
+    env = os.environ.get("PIPELESS_WASM_CACHE")
+    if env:
+        return Path(env)
+    return Path(os.path.expanduser("~")) / ".cache" / "pipeless" / "wasm"
+
+
+def _settings_tag() -> str:
+    items = ",".join(f"{k}={v}" for k, v in sorted(ENGINE_SETTINGS.items()))
+    version = getattr(wasmtime, "__version__", "") or _wasmtime_version()
+    return f"wasmtime={version};{items}"
+
+
+def _wasmtime_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("wasmtime")
+    except Exception:  # pragma: no cover - metadata missing
+        return "unknown"
+
+
+@dataclass
+class Compiled:
+    """A compiled component or module and where it came from."""
+
+    code: Component | Module
+    sha256: str
+    cache_file: Path | None
+    source: str  # "memory", "disk" or "compiled"
+
+
+_memory_cache: dict[tuple[str, str], Compiled] = {}
+stats = {"compiled": 0, "disk": 0, "memory": 0}
+
+
+def cache_key(data: bytes, kind: str) -> str:
+    h = hashlib.sha256()
+    h.update(kind.encode() + b"\0" + _settings_tag().encode() + b"\0")
+    h.update(data)
+    return h.hexdigest()
+
+
+def load(path: str | os.PathLike[str], kind: str) -> Compiled:
+    """Compile (or fetch from cache) a component (kind='component') or core module (kind='module')."""
+    data = Path(path).read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    hit = _memory_cache.get((kind, digest))
+    if hit is not None:
+        stats["memory"] += 1
+        return Compiled(hit.code, digest, hit.cache_file, "memory")
+    eng = engine()
+    cls = Component if kind == "component" else Module
+    key = cache_key(data, kind)
+    cdir = cache_dir()
+    cfile = cdir / f"{key}.{'cwasm' if kind == 'component' else 'cwasm-module'}"
+    code = None
+    source = "compiled"
+    if cfile.is_file():
+        try:
+            code = cls.deserialize_file(eng, str(cfile))
+            source = "disk"
+        except Exception:
+            code = None  # incompatible or corrupt: recompile below
+    if code is None:
+        code = cls(eng, data)
+        try:
+            cdir.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=cdir, prefix=".tmp-")
+            with os.fdopen(fd, "wb") as f:
+                f.write(code.serialize())
+            os.replace(tmp, cfile)
+        except OSError:
+            cfile = None  # read-only home: run without the disk cache
+    stats[source] += 1
+    compiled = Compiled(code, digest, cfile, source)
+    _memory_cache[(kind, digest)] = compiled
+    return compiled
+
+
+def forget_memory_cache() -> None:
+    """Drop the in-process cache (tests use it to exercise the disk cache)."""
+    _memory_cache.clear()
