@@ -168,3 +168,22 @@ def test_sigkill_leaves_no_orphans_and_next_run_reclaims(tmp_path):
     assert rerun.returncode == 0, rerun.stderr
     assert "reclaimed shared memory" in rerun.stderr
     assert not (stale & shm_segments())
+
+
+def test_stateful_filter_sees_each_stream_in_order_with_several_workers(tmp_path):
+    filters = stamp(jitter_ms=4) + f"""
+[[filters]]
+name = "order"
+stateful = true
+function = "{FILTERS}:order_checker"
+""" + stamp(jitter_ms=3, name="after")
+    proc = run_cli("-c", config(tmp_path, filters, workers=3, inputs=(SAMPLE, SAMPLE)))
+    assert proc.returncode == 0, proc.stderr
+    results = read_results(tmp_path / "out/r.jsonl")
+    for sid in ("s0", "s1"):
+        mine = [r for r in results if r["stream"] == sid]
+        assert [r["frame"] for r in mine] == list(range(120))
+        assert all("errors" not in r for r in mine)
+        assert [r["data"]["order"]["previous"] for r in mine] == list(range(-1, 119))
+    assert len({r["data"]["order"]["pid"] for r in results}) == 1  # one instance holds the state
+    assert len({r["data"]["stamp"]["pid"] for r in results}) == 3  # stateless stages still spread

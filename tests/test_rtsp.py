@@ -103,3 +103,51 @@ http = "127.0.0.1:{http_port}"
     assert sum(1 for r in out if r["detections"]) >= 0.9 * len(out)  # real frames, faces found
     assert stderr.count("lost its source") == 1 and stderr.count("reconnected after") == 1
     assert not leftovers(pipeline.proc.pid)
+
+
+def test_live_overload_drops_oldest_frames_and_stateful_filter_never_stalls(tmp_path, long_clip):
+    """A camera faster than the pipeline: frames are dropped (counted), never queued without bound,
+    and a stateful filter still sees every delivered frame in order, skipping the dropped ones."""
+    from tests.conftest import TEST_FILTERS
+
+    filters = TEST_FILTERS / "testing_filters.py"
+    rtsp_port, http_port = free_port(), free_port()
+    server = RtspServer(long_clip, rtsp_port)
+    server.start()
+    cfg = tmp_path / "p.toml"
+    cfg.write_text(f"""
+[pipeline]
+workers = 1
+slots = 4
+[[streams]]
+id = "door"
+input = "rtsp://127.0.0.1:{rtsp_port}/cam"
+[[filters]]
+name = "slow"
+stage = "pre"
+function = "{filters}:slow"
+config = {{ ms = 80 }}
+[[filters]]
+name = "order"
+stateful = true
+function = "{filters}:order_checker"
+[results]
+file = "out/r.jsonl"
+[control]
+http = "127.0.0.1:{http_port}"
+""")
+    results = tmp_path / "out" / "r.jsonl"
+    pipeline = LivePipeline(cfg, f"http://127.0.0.1:{http_port}")
+    try:
+        wait_for(lambda: len(read_jsonl(results)) >= 40, 40, "results under overload")
+        metrics = scrape(pipeline.url)
+    finally:
+        pipeline.stop()
+        server.kill()
+    out = read_jsonl(results)
+    frames = [r["frame"] for r in out]
+    assert frames == sorted(set(frames)) and frames[-1] + 1 > len(frames)  # gaps: frames were dropped
+    assert metrics['pipeless_frames_dropped_total{reason="ring_full",stream="door"}'] > 0
+    assert all("errors" not in r for r in out)  # the stateful filter never saw a frame out of order
+    assert [r["data"]["order"]["previous"] for r in out[1:]] == frames[:-1]  # ... and skipped the drops
+    assert not leftovers(pipeline.proc.pid)

@@ -48,3 +48,15 @@ def slow(frame, config):
 
 def always_fails(frame, config):
     raise RuntimeError(f"no luck on frame {frame.index}")
+
+
+_last_seen: dict[str, int] = {}
+
+
+def order_checker(frame, config):
+    """Stateful: remembers the last frame index per stream and fails if frames ever come out of order."""
+    previous = _last_seen.get(frame.stream, -1)
+    if frame.index <= previous:
+        raise RuntimeError(f"frame {frame.index} after {previous}")
+    _last_seen[frame.stream] = frame.index
+    return {"previous": previous, "pid": os.getpid()}
