@@ -42,6 +42,19 @@ def run_cli(*args: str, timeout: float = 180, **kw) -> subprocess.CompletedProce
     return done
 
 
+def video_frames(path):
+    """Every frame of a video file, decoded with OpenCV."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, img = cap.read()
+        if not ok:
+            return frames
+        frames.append(img)
+
+
 def shm_segments() -> set[str]:
     return {n for n in os.listdir("/dev/shm") if n.startswith("pipeless-")}
 

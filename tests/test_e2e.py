@@ -12,18 +12,8 @@ import pytest
 from pipeless.orchestrator.config import load
 from pipeless.orchestrator.run import run_pipeline
 from pipeless.orchestrator.stats import Stats
-from tests.conftest import MODELS, ROOT, SAMPLE, leftovers, run_cli
+from tests.conftest import MODELS, ROOT, SAMPLE, leftovers, run_cli, video_frames
 from tests.filters.testing_filters import BITS, read_index
-
-
-def frames_of(path) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
-    out = []
-    while True:
-        ok, img = cap.read()
-        if not ok:
-            return out
-        out.append(img)
 
 
 def sharpness(img: np.ndarray, box) -> float:
@@ -57,7 +47,7 @@ def test_demo_blurs_every_face_and_reports_every_frame(tmp_path):
             x1, y1, x2, y2 = d["box"]
             assert 0 <= x1 < x2 <= 176 and 0 <= y1 < y2 <= 144
             assert 20 <= x2 - x1 <= 150 and d["label"] == "face" and 0.5 <= d["score"] <= 1
-    source, output = frames_of(SAMPLE), frames_of(tmp_path / "out" / "demo.mp4")
+    source, output = video_frames(SAMPLE), video_frames(tmp_path / "out" / "demo.mp4")
     assert len(output) == 120
     blurred = 0
     for r in with_face:
@@ -72,7 +62,7 @@ def test_demo_blurs_every_face_and_reports_every_frame(tmp_path):
 
 def make_stamped_clip(path, frames: int, size=(640, 480)) -> None:
     """A long clip never seen before: the sample looped and upscaled, each frame stamped with its index."""
-    src = frames_of(SAMPLE)
+    src = video_frames(SAMPLE)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30, size)
     for i in range(frames):
         img = cv2.resize(src[(i // 120) % 2 and 119 - i % 120 or i % 120], size)
@@ -115,7 +105,7 @@ file = "out/r.jsonl"
     assert [r["frame"] for r in results] == list(range(300))
     assert all(r["width"] == 640 and r["height"] == 480 for r in results)
     assert sum(1 for r in results if r["detections"]) >= 0.9 * 300
-    out = frames_of(tmp_path / "out" / "long.mp4")
+    out = video_frames(tmp_path / "out" / "long.mp4")
     assert [read_stamp(img) for img in out] == list(range(300))
 
 

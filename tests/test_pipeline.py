@@ -9,11 +9,10 @@ import subprocess
 import sys
 import time
 
-import cv2
 import psutil
 import pytest
 
-from tests.conftest import SAMPLE, TEST_FILTERS, leftovers, run_cli, shm_segments
+from tests.conftest import SAMPLE, TEST_FILTERS, leftovers, run_cli, shm_segments, video_frames
 from tests.filters.testing_filters import read_index
 
 FILTERS = TEST_FILTERS / "testing_filters.py"
@@ -24,13 +23,7 @@ def read_results(path) -> list[dict]:
 
 
 def read_video_indices(path) -> list[int]:
-    cap = cv2.VideoCapture(str(path))
-    out = []
-    while True:
-        ok, img = cap.read()
-        if not ok:
-            return out
-        out.append(read_index(img))
+    return [read_index(img) for img in video_frames(path)]
 
 
 def config(tmp_path, filters: str, workers: int = 2, slots: int = 8, inputs=(SAMPLE,)) -> str:

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.conftest import MODELS, SAMPLE, leftovers
+from tests.conftest import MODELS, SAMPLE, TEST_FILTERS, leftovers
 from tests.live import LivePipeline, free_port, http, read_jsonl, scrape, wait_for
 
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -52,28 +52,40 @@ def long_clip(tmp_path):
     return clip
 
 
-def test_camera_restart_reconnects_and_results_resume(tmp_path, long_clip):
-    rtsp_port, http_port = free_port(), free_port()
-    server = RtspServer(long_clip, rtsp_port)
+@pytest.fixture
+def camera(long_clip):
+    server = RtspServer(long_clip, free_port())
     server.start()
+    yield server
+    server.kill()
+
+
+def watch(tmp_path, camera: RtspServer, pipeline_toml: str, stream_toml: str = ""):
+    """Start a pipeline on the camera as stream "door", with results in a file and the control API on."""
+    http_port = free_port()
     cfg = tmp_path / "p.toml"
-    cfg.write_text(f"""
-[pipeline]
-workers = 2
+    cfg.write_text(f"""{pipeline_toml}
 [[streams]]
 id = "door"
-input = "rtsp://127.0.0.1:{rtsp_port}/cam"
-reconnect_max_s = 1.0
-[inference]
-model = "{MODELS / 'blazeface-front-128.onnx'}"
-adapter = "blazeface"
+input = "rtsp://127.0.0.1:{camera.port}/cam"
+{stream_toml}
 [results]
 file = "out/r.jsonl"
 [control]
 http = "127.0.0.1:{http_port}"
 """)
-    results = tmp_path / "out" / "r.jsonl"
-    pipeline = LivePipeline(cfg, f"http://127.0.0.1:{http_port}")
+    return LivePipeline(cfg, f"http://127.0.0.1:{http_port}"), tmp_path / "out" / "r.jsonl"
+
+
+def test_camera_restart_reconnects_and_results_resume(tmp_path, camera):
+    pipeline, results = watch(tmp_path, camera, f"""
+[pipeline]
+workers = 2
+[inference]
+model = "{MODELS / 'blazeface-front-128.onnx'}"
+adapter = "blazeface"
+""", "reconnect_max_s = 1.0")
+    server = camera
     try:
         wait_for(lambda: len(read_jsonl(results)) >= 30, 30, "first results from the camera")
         server.kill()
@@ -88,7 +100,6 @@ http = "127.0.0.1:{http_port}"
         status = http("GET", pipeline.url + "/streams")[1][0]
     finally:
         stderr = pipeline.stop()
-        server.kill()
     assert status["reconnects"] >= 1
     assert metrics['pipeless_stream_reconnects_total{stream="door"}'] >= 1
     assert metrics['pipeless_frames_dropped_total{reason="disconnected",stream="door"}'] >= 30  # >= 2 s at 30 fps
@@ -105,23 +116,14 @@ http = "127.0.0.1:{http_port}"
     assert not leftovers(pipeline.proc.pid)
 
 
-def test_live_overload_drops_oldest_frames_and_stateful_filter_never_stalls(tmp_path, long_clip):
+def test_live_overload_drops_oldest_frames_and_stateful_filter_never_stalls(tmp_path, camera):
     """A camera faster than the pipeline: frames are dropped (counted), never queued without bound,
     and a stateful filter still sees every delivered frame in order, skipping the dropped ones."""
-    from tests.conftest import TEST_FILTERS
-
     filters = TEST_FILTERS / "testing_filters.py"
-    rtsp_port, http_port = free_port(), free_port()
-    server = RtspServer(long_clip, rtsp_port)
-    server.start()
-    cfg = tmp_path / "p.toml"
-    cfg.write_text(f"""
+    pipeline, results = watch(tmp_path, camera, f"""
 [pipeline]
 workers = 1
 slots = 4
-[[streams]]
-id = "door"
-input = "rtsp://127.0.0.1:{rtsp_port}/cam"
 [[filters]]
 name = "slow"
 stage = "pre"
@@ -131,19 +133,12 @@ config = {{ ms = 80 }}
 name = "order"
 stateful = true
 function = "{filters}:order_checker"
-[results]
-file = "out/r.jsonl"
-[control]
-http = "127.0.0.1:{http_port}"
 """)
-    results = tmp_path / "out" / "r.jsonl"
-    pipeline = LivePipeline(cfg, f"http://127.0.0.1:{http_port}")
     try:
         wait_for(lambda: len(read_jsonl(results)) >= 40, 40, "results under overload")
         metrics = scrape(pipeline.url)
     finally:
         pipeline.stop()
-        server.kill()
     out = read_jsonl(results)
     frames = [r["frame"] for r in out]
     assert frames == sorted(set(frames)) and frames[-1] + 1 > len(frames)  # gaps: frames were dropped
