@@ -130,11 +130,17 @@ int pl_process(pl_frame frame, pl_str *error) {
         tracks[best].y2 = b->y2;
         tracks[best].last_seen = now;
     }
-    for (int t = 0; t < MAX_TRACKS; t++) {
-        if (tracks[t].live && !used[t] && now > tracks[t].last_seen + max_missing) {
-            tracks[t].live = false;
-            event(&j, &first, "leave", tracks[t].id);
-        }
+    /* leave events in id order */
+    for (int32_t last = 0;;) {
+        int pick = -1;
+        for (int t = 0; t < MAX_TRACKS; t++)
+            if (tracks[t].live && !used[t] && now > tracks[t].last_seen + max_missing && tracks[t].id > last &&
+                (pick < 0 || tracks[t].id < tracks[pick].id))
+                pick = t;
+        if (pick < 0) break;
+        last = tracks[pick].id;
+        tracks[pick].live = false;
+        event(&j, &first, "leave", tracks[pick].id);
     }
     pl_json_raw(&j, "],\"tracks\":[");
     first = true;
