@@ -15,6 +15,8 @@ from typing import Any, Literal
 import msgspec
 import msgspec.inspect
 
+from pipeless.protocol.endpoints import EndpointError, parse_spec
+
 
 class ConfigError(Exception):
     """A one-line, user-facing description of what is wrong in the config."""
@@ -69,7 +71,7 @@ class InferenceSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
 
 
 class ResultsSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    publish: str | None = None  # ZeroMQ PUB endpoint; topic = stream id
+    publish: str | None = None  # "tcp://…" (PUB, bound) or a spec like "pub+connect:tcp://…"; topic = stream id
     file: str | None = None  # JSON Lines sink
 
 
@@ -240,8 +242,11 @@ def _check(cfg: PipelineConfig, name: str) -> None:
     if r.file:
         r.file = resolve_path(cfg.base_dir, r.file)
     for key, endpoint in (("results.publish", r.publish), ("metrics.publish", cfg.metrics.publish)):
-        if endpoint and "://" not in endpoint:
-            fail(key, f"expected a ZeroMQ endpoint like 'tcp://127.0.0.1:5555', got {endpoint!r}")
+        if endpoint:
+            try:
+                parse_spec(endpoint)
+            except EndpointError as exc:
+                fail(key, f"not a ZeroMQ endpoint: {exc}")
     if cfg.metrics.interval_s <= 0:
         fail("metrics.interval_s", f"expected a positive number of seconds, got {cfg.metrics.interval_s}")
     c = cfg.control

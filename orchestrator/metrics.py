@@ -17,6 +17,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from pipeless.orchestrator.stats import Stats
+from pipeless.orchestrator.outputs import OutputError
+from pipeless.protocol.endpoints import EndpointError, parse_spec
 
 if TYPE_CHECKING:
     from pipeless.orchestrator.run import Pipeline
@@ -179,9 +181,10 @@ class MetricsPublisher(threading.Thread):
         self.sampler = sampler
         self.fps = fps
         self.halt = threading.Event()
-        self.sock = pipeline.ctx.socket(zmq.PUB)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.bind(endpoint)
+        try:
+            self.sock = parse_spec(endpoint).open(pipeline.ctx)
+        except EndpointError as exc:
+            raise OutputError(f"metrics.publish: {exc}") from None
 
     def run(self) -> None:
         while not self.halt.wait(self.interval):

@@ -15,6 +15,7 @@ import cv2
 import zmq
 
 from pipeless.orchestrator.ticket import Ticket
+from pipeless.protocol.endpoints import EndpointError, parse_spec
 from pipeless.protocol.result import FrameResult, encode_json
 from pipeless.shm.ring import FrameRing
 
@@ -66,14 +67,10 @@ class ResultSink:
         self.pub: zmq.Socket | None = None
         self.file = None
         if publish:
-            self.pub = ctx.socket(zmq.PUB)
-            self.pub.setsockopt(zmq.LINGER, 500)
-            self.pub.setsockopt(zmq.SNDHWM, 10000)
             try:
-                self.pub.bind(publish)
-            except zmq.ZMQError as exc:
-                self.pub.close(linger=0)
-                raise OutputError(f"results.publish: cannot bind {publish}: {exc}") from None
+                self.pub = parse_spec(publish).open(ctx)
+            except EndpointError as exc:
+                raise OutputError(f"results.publish: {exc}") from None
         if path:
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
             self.file = open(path, "wb")
