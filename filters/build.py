@@ -93,7 +93,8 @@ def componentize(core: Path, out: Path) -> None:
 
 def build_c(src: Path, out_dir: Path, tmp: Path, component: bool = True) -> Path:
     core = tmp / f"{src.stem}.core.wasm"
-    sources = [str(src)] + ([str(C_DIR / "pipeless.c")] if component else [])
+    own_runtime = '#include "pipeless.c"' in src.read_text()
+    sources = [str(src)] + ([str(C_DIR / "pipeless.c")] if component and not own_runtime else [])
     run(c_compiler() + C_FLAGS + ["-I", str(C_DIR), "-o", str(core)] + sources)
     out = out_dir / f"{src.stem}.wasm"
     if component:

@@ -75,7 +75,7 @@ def do_log(ctx: CallContext, level: int, message: str) -> None:
 
 def classify(message: str, ctx: CallContext, memory_hit: bool) -> FilterError:
     """A failed call -> FilterError with kind host-call / deadline / memory / trap."""
-    first = message.strip().splitlines()[-1] if message.strip() else message
+    first = message.strip().splitlines()[-1].strip() if message.strip() else message
     if ctx.host_error is not None:
         return FilterError(f"host call rejected: {ctx.host_error}", "host-call")
     if "interrupt" in message:

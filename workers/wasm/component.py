@@ -22,7 +22,7 @@ from wasmtime.component import Linker, ResourceType
 from pipeless.orchestrator.config import FilterConfig
 from pipeless.workers.filters.base import FilterError, FilterLoadError
 from pipeless.workers.frame import Frame
-from pipeless.workers.wasm import calls, capi, engine, ops, schema, vals
+from pipeless.workers.wasm import calls, capi, engine, memory, ops, schema, vals
 from pipeless.workers.wasm.calls import CallContext
 from pipeless.workers.wasm.ops import HostCallError
 
@@ -191,16 +191,25 @@ class ComponentInstance:
         self.memory_cap = cfg.memory_mb * 1024 * 1024
         wasi = wasi_config(cfg.allow)
         self.store = Store(engine.engine())
-        self.store.set_limits(memory_size=self.memory_cap, instances=64, tables=64, memories=16)
+        self.account = memory.MemoryAccount(self.memory_cap)
+        if engine.HOST_MEMORY:
+            # The cap is enforced (and refusals recorded) by memory.py; the
+            # limiter still bounds instances, tables and memories.
+            self.store.set_limits(instances=64, tables=64, memories=16)
+        else:
+            self.store.set_limits(memory_size=self.memory_cap, instances=64, tables=64, memories=16)
         if wasi is not None:
             self.store.set_wasi(wasi)
         self._ticks = engine.deadline_ticks(cfg.deadline_ms)
         self.store.set_epoch_deadline(self._ticks * 20)  # instantiation and init get a longer leash
         lk = linker(wasi is not None)
+        prev = memory.enter(self.account)
         try:
             self.instance = lk.instantiate(self.store, compiled.code)
         except WasmtimeError as exc:
             raise FilterLoadError(f"cannot instantiate {cfg.path}: {_first_line(str(exc))}") from None
+        finally:
+            memory.enter(prev)
         self._ctx_ptr = capi.addr_of(self.store._context())
         self._init = self._export("init")
         self._process = self._export("process")
@@ -227,6 +236,7 @@ class ComponentInstance:
         """Call an export with one argument already at params_addr; return its decoded result."""
         fptr = ctypes.addressof(func._func)
         capi.set_epoch_deadline(self._ctx_ptr, ticks)
+        self.account.denied = False
         prev = calls.enter(ctx)
         try:
             err = capi.func_call(fptr, self._ctx_ptr, params_addr, 1, self._result_addr, 1)
@@ -244,7 +254,7 @@ class ComponentInstance:
             raise FilterError(f"post-return failed: {_first_line(capi.take_error(err))}", "trap")
 
     def _memory_hit(self) -> bool:
-        return False  # refined by memory.py when the engine observes linear memories
+        return self.account.denied
 
     def init(self, config: dict[str, Any]) -> None:
         ctx = CallContext(self.name)
@@ -256,7 +266,7 @@ class ComponentInstance:
         finally:
             capi.val_delete(addr)
         ok, err = _INIT_RESULT(res)
-        capi.val_delete(res)
+        _release(res)
         self._post(self._init)
         if not ok:
             raise FilterLoadError(f"init failed: {err}")
@@ -265,7 +275,7 @@ class ComponentInstance:
         ctx = CallContext(self.name, frame)
         res = self._call(self._process, self._params_addr, ctx, self._ticks)
         ok, err = _PROCESS_RESULT(res)
-        capi.val_delete(res)
+        _release(res)
         self._post(self._process)
         if not ok:
             case, message = err
@@ -279,6 +289,16 @@ class ComponentInstance:
             capi.resource_any_delete(self._borrow_any)
             self._borrow_any = 0
         self.dead = True
+
+
+_ZERO_VAL = bytes(capi.VAL_SIZE)
+
+
+def _release(addr: int) -> None:
+    """Free a result value and leave a plain `false` behind: wasmtime drops what
+    the result slot holds before writing the next result into it."""
+    capi.val_delete(addr)
+    ctypes.memmove(addr, _ZERO_VAL, capi.VAL_SIZE)
 
 
 def _first_line(msg: str) -> str:

@@ -33,6 +33,11 @@ from wasmtime.component import Component
 
 TICK_MS = 2
 
+# Linear memories come from pipeless.workers.wasm.memory (exact, attributable
+# cap) unless PIPELESS_WASM_HOST_MEMORY=0, which falls back to the store
+# limiter alone (a refused growth then reports as a plain trap).
+HOST_MEMORY = os.environ.get("PIPELESS_WASM_HOST_MEMORY", "1") != "0"
+
 # Everything that changes the machine code: part of the on-disk cache key.
 ENGINE_SETTINGS = {
     "epoch_interruption": True,
@@ -46,6 +51,11 @@ def _build_engine() -> Engine:
     cfg.epoch_interruption = ENGINE_SETTINGS["epoch_interruption"]
     cfg.cranelift_opt_level = ENGINE_SETTINGS["cranelift_opt_level"]
     cfg.wasm_component_model = ENGINE_SETTINGS["wasm_component_model"]
+    if HOST_MEMORY:
+        from pipeless.workers.wasm import memory
+
+        cfg.memory_init_cow = False  # images are copied in; the host owns the pages
+        memory.install(cfg)
     return Engine(cfg)
 
 
@@ -84,7 +94,7 @@ def cache_dir() -> Path:
 
 
 def _settings_tag() -> str:
-    items = ",".join(f"{k}={v}" for k, v in sorted(ENGINE_SETTINGS.items()))
+    items = ",".join(f"{k}={v}" for k, v in sorted(ENGINE_SETTINGS.items())) + f",host_memory={HOST_MEMORY}"
     version = getattr(wasmtime, "__version__", "") or _wasmtime_version()
     return f"wasmtime={version};{items}"
 
