@@ -25,6 +25,7 @@ def sharpness(img: np.ndarray, box) -> float:
 def demo_copy(tmp_path) -> str:
     text = (ROOT / "configs" / "demo.toml").read_text()
     text = text.replace("../samples/", f"{ROOT}/samples/").replace("../models/", f"{ROOT}/models/")
+    text = text.replace('"../filters/', f'"{ROOT}/filters/')
     text = text.replace('publish = "tcp://127.0.0.1:5555"', "")
     path = tmp_path / "configs" / "demo.toml"
     path.parent.mkdir()
@@ -139,3 +140,26 @@ file = "out/r.jsonl"
         assert sum(1 for r in mine if r["detections"]) >= 0.9 * 120
     assert max(stats.batch_sizes) > 1
     assert any(streams == {"a", "b"} for streams in stats.batch_streams.values())
+
+
+def test_wasm_demo_gives_the_same_results_as_the_python_filters(tmp_path):
+    """The demo's wasm blur and boxes against the trusted Python twins: the same 120 results."""
+    wasm_cfg = demo_copy(tmp_path)
+    text = open(wasm_cfg).read()
+    assert 'kind = "wasm"' in text
+    python_text = text.replace(f'kind = "wasm"\npath = "{ROOT}/filters/c/blur_faces.wasm"',
+                               'kind = "python"\nfunction = "pipeless.filters.python.blur_faces:blur_faces"')
+    python_text = python_text.replace(f'kind = "wasm"\npath = "{ROOT}/filters/c/draw_detections.wasm"',
+                                      'kind = "python"\nfunction = '
+                                      '"pipeless.filters.python.draw_detections:draw_detections"')
+    python_text = python_text.replace("out/demo", "out/python")
+    assert 'kind = "wasm"' not in python_text
+    python_cfg = tmp_path / "configs" / "python.toml"
+    python_cfg.write_text(python_text)
+    for cfg in (wasm_cfg, python_cfg):
+        proc = run_cli("-c", str(cfg))
+        assert proc.returncode == 0, proc.stderr
+    wasm = [json.loads(l) for l in open(tmp_path / "out" / "demo.jsonl")]
+    python = [json.loads(l) for l in open(tmp_path / "out" / "python.jsonl")]
+    strip = lambda rs: [(r["frame"], r["detections"], r.get("errors")) for r in rs]  # noqa: E731
+    assert strip(wasm) == strip(python) and len(wasm) == 120
