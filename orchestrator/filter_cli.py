@@ -222,8 +222,14 @@ def _c_runtime(project: Path) -> tuple[Path, Path]:
     raise CliError(f"{project}: pipeless.h / pipeless.c not found (scaffold with `pipeless-orch filter new`)")
 
 
-def build_commands(t: Target, work: Path) -> tuple[list[list[str]], list[str]]:
-    """The commands that build `t` into work/out.wasm, and the toolchain's version lines (part of the cache key)."""
+def build_commands(t: Target, work: Path, wasi: bool = False) -> tuple[list[list[str]], list[str]]:
+    """The commands that build `t` into work/out.wasm, and the toolchain's version lines (part of the cache key).
+
+    Python and JS components import no WASI unless `wasi`: a filter is granted
+    none by default (`allow` in pipeline.toml), and a component that imports
+    it would not even load. Without WASI, a Python guest's WASI calls trap
+    (the scaffold sends print() to output.log), and JS's console is dropped.
+    """
     wit = str(wit_dir(t.project))
     out = str(work / "out.wasm")
     if t.lang == "c":
@@ -246,18 +252,20 @@ def build_commands(t: Target, work: Path) -> tuple[list[list[str]], list[str]]:
             dst = stage / src.relative_to(t.project)
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dst)
-        cmd = [cpy, "-q", "-d", wit, "-w", WORLD, "componentize", "-p", str(stage), t.name, "-o", out]
-        return [cmd], [_version([cpy, "--version"])]
+        cmd = [cpy, "-q", "-d", wit, "-w", WORLD, "componentize", *([] if wasi else ["--stub-wasi"]),
+               "-p", str(stage), t.name, "-o", out]
+        return [cmd], [_version([cpy, "--version"]), f"wasi={wasi}"]
     if t.lang == "js":
         node, cli = componentize_js(t.project)
         # http / fetch-event would make the component import wasi:http, which no filter gets.
-        cmd = [node, cli, str(t.source), "--wit", wit, "--world-name", WORLD, "--disable", "http", "fetch-event", "-o", out]
+        disable = ["http", "fetch-event"] + ([] if wasi else ["stdio", "random", "clocks"])
+        cmd = [node, cli, str(t.source), "--wit", wit, "--world-name", WORLD, "--disable", *disable, "-o", out]
         pkg = Path(cli).parents[1] / "package.json"
         version = json.loads(pkg.read_text()).get("version", "?") if pkg.is_file() else "?"
         # ComponentizeJS reports a syntax error only as "encountered [1] errors": node names the line.
         checks = [[node, "--experimental-default-type=module", "--check", str(src)] for src in t.inputs
                   if src.suffix in (".js", ".mjs")]
-        return [*checks, cmd], [f"componentize-js {version}", _version([node, "--version"])]
+        return [*checks, cmd], [f"componentize-js {version}", _version([node, "--version"]), f"wasi={wasi}"]
     raise CliError(f"{t.source}: unknown language {t.lang!r}")
 
 
@@ -348,14 +356,14 @@ def _store(src: Path, cached: Path) -> None:
         pass
 
 
-def build_target(t: Target, force: bool = False) -> tuple[Path, str]:
+def build_target(t: Target, force: bool = False, wasi: bool = False) -> tuple[Path, str]:
     """Build one filter; return (its .wasm, "built" | "up to date" | "cached"). Raise CliError with one line on failure."""
     t.out.parent.mkdir(parents=True, exist_ok=True)
     stamp = t.out.parent / f".{t.name}.stamp"
     logfile = t.out.parent / f"{t.name}.log"
     with tempfile.TemporaryDirectory(prefix=f"pipeless-build-{t.name}-") as tmp:
         work = Path(tmp)
-        cmds, versions = build_commands(t, work)
+        cmds, versions = build_commands(t, work, wasi)
         key = _digest(t, versions)
         if not force and t.out.is_file() and stamp.is_file() and stamp.read_text().strip() == key:
             return t.out, "up to date"
@@ -497,7 +505,78 @@ def _load_detections(arg: str | None) -> list:
 
 
 def run_filter(args: argparse.Namespace) -> int:
-    raise CliError("filter run: the wasm host is not available in this build")
+    """Run one image through a component as a pipeline worker would; print what it emitted, write the image."""
+    import logging
+
+    import cv2
+    import numpy as np
+
+    from pipeless.orchestrator.config import FilterConfig
+    from pipeless.workers.filters.base import FilterError, FilterLoadError
+    from pipeless.workers.frame import Frame
+
+    try:
+        from pipeless.workers.wasm.component import WasmComponentFilter
+    except ImportError as exc:
+        raise CliError(f"the wasm host is not available in this install ({exc})") from None
+
+    wasm = Path(args.wasm)
+    if not wasm.is_file():
+        raise CliError(f"{wasm}: no such file" + (" (run `pipeless-orch filter build` first?)" if wasm.suffix == ".wasm" else ""))
+    image_path = Path(args.image)
+    if not image_path.is_file():
+        raise CliError(f"{image_path}: no such image")
+    image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise CliError(f"{image_path}: not an image OpenCV can read")
+    config = _load_config(args.config)
+    dets = _load_detections(args.detections)
+    name = args.name or wasm.stem
+    out_path = Path(args.out) if args.out else Path(f"{image_path.stem}.{name}.png")
+    if not out_path.suffix:
+        raise CliError(f"--out {out_path}: give a file name with an image extension (.png, .jpg)")
+
+    fields: dict[str, Any] = {"name": name, "kind": "wasm", "stage": args.stage, "path": str(wasm.resolve()),
+                              "config": config, "allow": list(args.allow)}
+    if args.deadline_ms:
+        fields["deadline_ms"] = args.deadline_ms
+    if args.memory_mb:
+        fields["memory_mb"] = args.memory_mb
+    cfg = FilterConfig(**fields)
+
+    # The filter's output.log lines (and a Python guest's print()) go to stderr, as in a worker's log.
+    logging.basicConfig(level=logging.INFO, format="pipeless: %(message)s", stream=sys.stderr)
+    started = time.monotonic()
+    try:
+        flt = WasmComponentFilter(cfg)
+    except FilterLoadError as exc:
+        msg = str(exc).replace(str(wasm.resolve()), str(wasm))
+        if ("missing" in msg or "not found" in msg) and not args.allow and b"wasi:" in wasm.read_bytes():
+            msg += (" (it imports WASI, which a filter gets only with an `allow` grant: rebuild it with "
+                    "`pipeless-orch filter build` (no WASI), or try --allow stderr)")
+        raise CliError(msg if str(wasm) in msg else f"{wasm}: {msg}") from None
+    loaded = time.monotonic()
+    frame = Frame(image=np.ascontiguousarray(image.copy()), stream=image_path.stem, index=0, pts=0.0,
+                  detections=[d for d in dets])
+    try:
+        output = flt.process(frame)
+    except FilterError as exc:
+        print(f"pipeless: error: {wasm}: the frame failed ({exc.kind}): {exc}", file=sys.stderr)
+        return 1
+    finally:
+        flt.close()
+    done = time.monotonic()
+
+    print(json.dumps(output))
+    changed = int(np.count_nonzero((frame.image != image).any(axis=2)))
+    if not cv2.imwrite(str(out_path), frame.image):
+        raise CliError(f"{out_path}: cannot write the image (is the folder there, the extension known?)")
+    if [(d.label, d.score, list(d.box)) for d in frame.detections] != [(d.label, d.score, list(d.box)) for d in dets]:
+        print("pipeless: detections now: " + json.dumps([{"label": d.label, "score": round(d.score, 4), "box": [round(v, 2) for v in d.box]}
+                                                       for d in frame.detections]), file=sys.stderr)
+    print(f"pipeless: {name}: {changed} of {image.shape[0] * image.shape[1]} pixels changed, "
+          f"process {1000 * (done - loaded):.1f} ms (load {1000 * (loaded - started):.0f} ms) -> {out_path}", file=sys.stderr)
+    return 0
 
 
 # ---------------------------------------------------------------------------
@@ -516,6 +595,8 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("build", help="build the filter(s) in a folder (or one source file) into build/NAME.wasm")
     b.add_argument("paths", nargs="*", default=["."], metavar="PATH")
     b.add_argument("--force", action="store_true", help="rebuild even when nothing changed")
+    b.add_argument("--wasi", action="store_true",
+                   help="Python/JS: keep the WASI imports (print, clocks, random); the filter then needs an `allow` grant")
 
     r = sub.add_parser("run", help="run a filter on one image")
     r.add_argument("wasm", metavar="FILTER.wasm")
@@ -548,7 +629,7 @@ def main(argv: list[str]) -> int:
             targets = [t for p in args.paths for t in find_targets(Path(p))]
             for t in targets:
                 started = time.monotonic()
-                out, how = build_target(t, force=args.force)
+                out, how = build_target(t, force=args.force, wasi=args.wasi)
                 rel = os.path.relpath(out)
                 size = _size(out.stat().st_size)
                 if how == "built":
@@ -652,12 +733,35 @@ config: thickness (1..64, default 2).
 """
 
 import json
+import sys
 
 import wit_world
 from componentize_py_types import Err
 from wit_world.imports import detections, output
 from wit_world.imports.frame import BoxShape, Frame, TextShape
-from wit_world.imports.types import Color, FilterError_Failed, Point, Rect
+from wit_world.imports.types import Color, FilterError_Failed, LogLevel, Point, Rect
+
+
+class _ToLog:
+    """print() -> the worker's log: a filter has no stdout (no WASI) unless granted."""
+
+    def __init__(self, level: LogLevel) -> None:
+        self.level, self.buf = level, ""
+
+    def write(self, s: str) -> int:
+        self.buf += s
+        while "\\n" in self.buf:
+            line, self.buf = self.buf.split("\\n", 1)
+            output.log(self.level, line)
+        return len(s)
+
+    def flush(self) -> None:
+        if self.buf:
+            output.log(self.level, self.buf)
+            self.buf = ""
+
+
+sys.stdout, sys.stderr = _ToLog(LogLevel.INFO), _ToLog(LogLevel.ERROR)
 
 BOX_COLOR = Color(255, 0, 255)
 TEXT_COLOR = Color(255, 255, 0)
@@ -677,6 +781,7 @@ class WitWorld(wit_world.WitWorld):
         thickness = int(cfg.get("thickness", 2))
         if not 1 <= thickness <= 64:
             raise Err("thickness must be 1..64")
+        print(f"@NAME@ ready (thickness {thickness})")
 
     def process(self, frame: Frame) -> None:
         try:
@@ -696,7 +801,8 @@ _PY_BUILD = '''#!/bin/sh
 set -e
 cd "$(dirname "$0")"
 mkdir -p build
-componentize-py -d wit -w filter componentize @NAME@ -o build/@NAME@.wasm
+# --stub-wasi: the component imports no WASI (a filter is granted none by default).
+componentize-py -d wit -w filter componentize --stub-wasi @NAME@ -o build/@NAME@.wasm
 '''
 
 _JS_SOURCE = '''// @NAME@: draws each detection's box and label, and stamps "frame N" in the corner.
@@ -706,7 +812,12 @@ _JS_SOURCE = '''// @NAME@: draws each detection's box and label, and stamps "fra
 // one call. Imports are the WIT interfaces, by their full names.
 // config: thickness (1..64, default 2).
 import { getDetections } from 'pipeless:filter/detections@0.1.0';
-import { emit } from 'pipeless:filter/output@0.1.0';
+import { emit, log } from 'pipeless:filter/output@0.1.0';
+
+// console.* -> the worker's log: a filter has no stdout (no WASI) unless granted.
+for (const [fn, level] of [['debug', 'debug'], ['log', 'info'], ['info', 'info'], ['warn', 'warn'], ['error', 'error']]) {
+  console[fn] = (...args) => log(level, args.map(String).join(' '));
+}
 
 const BOX_COLOR = { r: 255, g: 0, b: 255 };
 const TEXT_COLOR = { r: 255, g: 255, b: 0 };
@@ -722,6 +833,7 @@ export function init(config) {
   const cfg = config ? JSON.parse(config) : {};
   thickness = Math.trunc(cfg.thickness ?? 2);
   if (!(thickness >= 1 && thickness <= 64)) throw 'thickness must be 1..64'; // init's error is a string
+  console.log(`@NAME@ ready (thickness ${thickness})`);
 }
 
 export function process(frame) {
@@ -746,7 +858,7 @@ _JS_PACKAGE = '''{
   "version": "0.1.0",
   "type": "module",
   "scripts": {
-    "build": "mkdir -p build && componentize-js @NAME@.js --wit wit --world-name filter --disable http fetch-event -o build/@NAME@.wasm"
+    "build": "mkdir -p build && componentize-js @NAME@.js --wit wit --world-name filter --disable stdio random clocks http fetch-event -o build/@NAME@.wasm"
   },
   "devDependencies": {
     "@bytecodealliance/componentize-js": "@CJS@"
