@@ -163,3 +163,38 @@ def test_wasm_demo_gives_the_same_results_as_the_python_filters(tmp_path):
     python = [json.loads(l) for l in open(tmp_path / "out" / "python.jsonl")]
     strip = lambda rs: [(r["frame"], r["detections"], r.get("errors")) for r in rs]  # noqa: E731
     assert strip(wasm) == strip(python) and len(wasm) == 120
+
+
+def test_stateful_wasm_tracker_follows_the_face_in_order_with_two_workers(tmp_path):
+    cfg = tmp_path / "p.toml"
+    cfg.write_text(f"""
+[pipeline]
+workers = 2
+[[streams]]
+id = "cam"
+input = "{SAMPLE}"
+[inference]
+model = "{MODELS / 'blazeface-front-128.onnx'}"
+adapter = "blazeface"
+[[filters]]
+name = "jitter"
+function = "{ROOT / 'tests' / 'filters' / 'testing_filters.py'}:stamp_index"
+config = {{ jitter_ms = 3 }}
+[[filters]]
+name = "tracker"
+kind = "wasm"
+stateful = true
+path = "{ROOT / 'filters' / 'c' / 'face_tracker.wasm'}"
+[results]
+file = "out/r.jsonl"
+""")
+    proc = run_cli("-c", str(cfg))
+    assert proc.returncode == 0, proc.stderr
+    results = [json.loads(l) for l in open(tmp_path / "out" / "r.jsonl")]
+    assert [r["frame"] for r in results] == list(range(120))
+    tracker = [r["data"]["tracker"] for r in results]
+    assert [t["frame"] for t in tracker] == list(range(120))  # the one instance saw frames in order
+    events = [(t["frame"], e["event"], e["id"]) for t in tracker for e in t["events"]]
+    assert events[0] == (0, "enter", 1)
+    assert {i for _, _, i in events} == {1}  # one face, one track, never lost for long
+    assert all(t["tracks"] and t["tracks"][0]["id"] == 1 for t in tracker[:100])
