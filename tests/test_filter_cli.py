@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -29,14 +30,15 @@ def toolchain(lang: str) -> str | None:
     """None when `lang` can be built here, else why not (the one-line error `filter build` gives)."""
     try:
         if lang == "c":
-            filter_cli.clang_wasm()
+            filter_cli.c_compiler()
             filter_cli.wasm_tools()
         elif lang == "python":
             filter_cli.componentize_py()
         elif lang == "js":
             filter_cli.componentize_js(ROOT / "filters" / "js")
         elif lang == "rust":
-            return "rust scaffold not available"
+            filter_cli.rustc_wasm()
+            filter_cli.wasm_tools()
     except filter_cli.CliError as exc:
         return str(exc)
     return None
@@ -62,7 +64,7 @@ def component_world(wasm: Path) -> str:
 # new
 
 
-@pytest.mark.parametrize("lang,source", [("c", "hello.c"), ("python", "hello.py"), ("js", "hello.js")])
+@pytest.mark.parametrize("lang,source", [("c", "hello.c"), ("rust", "hello.rs"), ("python", "hello.py"), ("js", "hello.js")])
 def test_new_writes_a_project_against_the_wit(tmp_path, capsys, lang, source):
     rc, out, err = cli("new", "hello", "--lang", lang, "--dir", str(tmp_path / "p"), capsys=capsys)
     assert rc == 0, err
@@ -136,13 +138,29 @@ def test_build_c_then_cached(tmp_path, capsys):
     assert rc == 0 and "built" in out
 
 
-@needs("c")
-def test_build_recipe_is_runnable_without_pipeless(tmp_path, capsys):
+@pytest.mark.parametrize("lang", ["c", "rust"])
+def test_build_recipe_is_runnable_without_pipeless(tmp_path, capsys, lang):
+    if toolchain(lang):
+        pytest.skip(f"{lang} toolchain missing: {toolchain(lang)}")
     p = tmp_path / "hello"
-    cli("new", "hello", "--lang", "c", "--dir", str(p), capsys=capsys)
+    cli("new", "hello", "--lang", lang, "--dir", str(p), capsys=capsys)
     res = subprocess.run(["sh", str(p / "build.sh")], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert "export process" in component_world(p / "build" / "hello.wasm")
+
+
+@needs("rust")
+def test_build_rust_scaffold(tmp_path, capsys):
+    p = tmp_path / "rsfilter"
+    cli("new", "rsfilter", "--lang", "rust", "--dir", str(p), capsys=capsys)
+    assert (p / "pipeless.rs").read_text() == (ROOT / "filters" / "rust" / "pipeless.rs").read_text()
+    rc, out, err = cli("build", str(p), capsys=capsys)
+    assert rc == 0, err
+    world = component_world(p / "build" / "rsfilter.wasm")
+    assert "export process: func(frame: borrow<frame>) -> result<_, filter-error>;" in world and "wasi:" not in world
+    (p / "rsfilter.rs").write_text((p / "rsfilter.rs").read_text().replace("Ok(())\n}\n", "Ok(()\n}\n"))
+    rc, _, err = cli("build", str(p), capsys=capsys)
+    assert rc == 2 and err.count("\n") == 1 and "rsfilter.rs" in err and "rustc failed" in err, err
 
 
 @needs("c")
@@ -163,6 +181,7 @@ def test_build_names_what_to_install_when_a_toolchain_is_missing(tmp_path, capsy
     real_which = filter_cli._which
     monkeypatch.setattr(filter_cli, "_which", lambda n: None if n in ("componentize-py", "node", "clang") else real_which(n))
     monkeypatch.setattr(filter_cli.shutil, "which", lambda n, *a, **k: None)
+    monkeypatch.setitem(sys.modules, "ziglang", None)  # the C fallback compiler: not importable either
     expected = {
         "python": "componentize-py is not installed: pip install componentize-py",
         "js": "node is not installed: install Node.js",
