@@ -1,0 +1,7 @@
+"""`python -m pipeless.bench`: the same as `pipeless-orch bench`."""
+
+import sys
+
+from pipeless.bench.cli import main
+
+sys.exit(main())
