@@ -277,3 +277,103 @@ def test_config_accepts_json_toml_and_inline(tmp_path):
         filter_cli._load_config(str(tmp_path / "c.toml"))
     with pytest.raises(filter_cli.CliError, match="no such file, and not inline JSON"):
         filter_cli._load_config(str(tmp_path / "nope.toml"))
+
+
+# ---------------------------------------------------------------------------
+# run: new -> build -> run, in every language the machine can build
+
+FACE = '[{"label": "face", "score": 0.93, "box": [60.4, 28.7, 116.2, 100.9]}]'
+
+
+@pytest.fixture(scope="module")
+def carphone_png(tmp_path_factory):
+    import cv2
+
+    cap = cv2.VideoCapture(str(ROOT / "samples" / "carphone.mp4"))
+    ok, img = cap.read()
+    cap.release()
+    assert ok, "cannot read samples/carphone.mp4"
+    path = tmp_path_factory.mktemp("img") / "carphone.png"
+    cv2.imwrite(str(path), img)
+    return path
+
+
+def _host_missing() -> str | None:
+    try:
+        import pipeless.workers.wasm.component  # noqa: F401
+    except ImportError as exc:
+        return str(exc)
+    return None
+
+
+@pytest.mark.skipif(_host_missing() is not None, reason=f"the wasm host is not in this build: {_host_missing()}")
+@pytest.mark.parametrize("lang", ["c", "rust", "python", "js"])
+def test_new_build_run_round_trip(tmp_path, capsys, carphone_png, lang):
+    import cv2
+
+    why = toolchain(lang)
+    if why:
+        pytest.skip(f"{lang} toolchain missing: {why}")
+    p = tmp_path / "stamp"
+    assert cli("new", "stamp", "--lang", lang, "--dir", str(p), capsys=capsys)[0] == 0
+    rc, _, err = cli("build", str(p), capsys=capsys)
+    assert rc == 0, err
+    out = tmp_path / "out.png"
+    rc, stdout, err = cli("run", str(p / "build" / "stamp.wasm"), "--image", str(carphone_png), "--detections", FACE,
+                          "--config", '{"thickness": 1}', "--out", str(out), capsys=capsys)
+    assert rc == 0, err
+    assert json.loads(stdout) == {"detections": 1}
+    assert f"-> {out}" in err and "Traceback" not in err
+    before, after = cv2.imread(str(carphone_png)), cv2.imread(str(out))
+    changed = (before != after).any(axis=2)
+    assert 500 < changed.sum() < 5000  # a 1-pixel box with its tag, and "frame 0"
+    assert changed[0:20, 0:60].any()  # the stamp, top-left
+    assert changed[28:100, 60].all()  # the box's left edge: rect (60, 28, 56, 72)
+    # every language's scaffold draws the very same picture
+    if lang != "c" and toolchain("c") is None:
+        q = tmp_path / "c"
+        cli("new", "stamp", "--lang", "c", "--dir", str(q), capsys=capsys)
+        cli("build", str(q), capsys=capsys)
+        ref = tmp_path / "ref.png"
+        rc, _, err = cli("run", str(q / "build" / "stamp.wasm"), "--image", str(carphone_png), "--detections", FACE,
+                         "--config", '{"thickness": 1}', "--out", str(ref), capsys=capsys)
+        assert rc == 0, err
+        assert (cv2.imread(str(ref)) == after).all(), f"the {lang} scaffold draws differently from the C one"
+
+
+@pytest.mark.skipif(_host_missing() is not None, reason="the wasm host is not in this build")
+@needs("c")
+def test_run_errors_are_one_line(tmp_path, capsys, carphone_png):
+    p = tmp_path / "stamp"
+    cli("new", "stamp", "--lang", "c", "--dir", str(p), capsys=capsys)
+    cli("build", str(p), capsys=capsys)
+    wasm = p / "build" / "stamp.wasm"
+    cases = [
+        ([str(tmp_path / "nope.wasm"), "--image", str(carphone_png)], 2, "nope.wasm: no such file"),
+        ([str(wasm), "--image", str(tmp_path / "nope.png")], 2, "nope.png: no such image"),
+        ([str(wasm), "--image", str(p / "stamp.c")], 2, "stamp.c: not an image OpenCV can read"),
+        ([str(p / "stamp.c"), "--image", str(carphone_png)], 2, "stamp.c: not a WebAssembly file"),
+        ([str(wasm), "--image", str(carphone_png), "--config", '{"thickness": 0}'], 2, "init failed: thickness must be 1..64"),
+        ([str(wasm), "--image", str(carphone_png), "--detections", "[{]"], 2, "--detections: not valid JSON"),
+        # a box the host refuses (beyond +-2^24): the frame fails, with the host's reason
+        ([str(wasm), "--image", str(carphone_png), "--detections", '[{"box": [-1e9, -1e9, 1e9, 1e9]}]'], 1,
+         "the frame failed (host-call)"),
+    ]
+    for args, code, message in cases:
+        rc, out, err = cli("run", *args, "--out", str(tmp_path / "o.png"), capsys=capsys)
+        assert rc == code and message in err, (args, err)
+        assert err.count("\n") == 1 and "Traceback" not in err, err
+
+
+@pytest.mark.skipif(_host_missing() is not None, reason="the wasm host is not in this build")
+@needs("python")
+def test_run_a_component_built_with_wasi_needs_a_grant(tmp_path, capsys, carphone_png):
+    p = tmp_path / "chatty"
+    cli("new", "chatty", "--lang", "python", "--dir", str(p), capsys=capsys)
+    assert cli("build", "--wasi", str(p), capsys=capsys)[0] == 0
+    wasm = p / "build" / "chatty.wasm"
+    rc, _, err = cli("run", str(wasm), "--image", str(carphone_png), "--out", str(tmp_path / "o.png"), capsys=capsys)
+    assert rc == 2 and "imports WASI" in err and "--allow" in err and err.count("\n") == 1, err
+    rc, out, err = cli("run", str(wasm), "--image", str(carphone_png), "--allow", "stderr",
+                       "--out", str(tmp_path / "o.png"), capsys=capsys)
+    assert rc == 0 and json.loads(out) == {"detections": 0}, err
