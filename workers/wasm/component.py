@@ -116,14 +116,17 @@ def _add_func(li: Any, name: str, cb: Any) -> None:
         raise FilterLoadError(f"cannot define host function {name}: {capi.take_error(err)}")
 
 
-_linkers: dict[bool, Linker] = {}
+_linkers: dict[tuple[int, bool], Linker] = {}
 
 
 def linker(wasi: bool) -> Linker:
     """The engine's linker with every host import (and WASI p2 when a filter is granted it)."""
-    if wasi in _linkers:
-        return _linkers[wasi]
-    lk = Linker(engine.engine())
+    eng = engine.engine()  # a new one after fork: linkers are per engine
+    key = (id(eng), wasi)
+    if key in _linkers:
+        return _linkers[key]
+    _linkers.clear()
+    lk = Linker(eng)
     if wasi:
         lk.add_wasip2()
     with lk.root() as root:
@@ -136,7 +139,7 @@ def linker(wasi: bool) -> Linker:
                     li.add_resource(res, ResourceType.host(FRAME_RESOURCE_ID), lambda store, rep: None)
                 for func in funcs:
                     _add_func(li, func.name, _host_callback(func, IMPLS[func.name]))
-    _linkers[wasi] = lk
+    _linkers[key] = lk
     return lk
 
 

@@ -11,15 +11,19 @@ therefore cached twice:
   the engine settings that change code generation. A stale or corrupt entry
   is recompiled and replaced.
 
-Deadlines use epoch interruption: a daemon thread bumps the engine epoch
-every TICK_MS, and each call sets its store's deadline to
+Deadlines use epoch interruption: a POSIX timer (no GIL; see
+_start_ticker) bumps the engine epoch every TICK_MS, and each call sets its store's deadline to
 ceil(deadline_ms / TICK_MS) + 1 ticks ahead, so a runaway guest traps within
 about one tick of its deadline.
 """
 
 from __future__ import annotations
 
+import atexit
+import ctypes
 import hashlib
+import struct
+import sys
 import os
 import tempfile
 import threading
@@ -73,6 +77,21 @@ def engine() -> Engine:
 
 
 def _start_ticker(eng: Engine) -> None:
+    """Bump the engine epoch every TICK_MS without ever taking the GIL.
+
+    A Python thread that wakes every few ms must take the GIL; on a loaded
+    machine it gets it at the wasm path's many ctypes calls, is then
+    preempted while holding it, and the filter stalls (measured: the
+    draw_detections ratio went from 1.6x to 2.7x native under load). So on
+    Linux a POSIX timer with SIGEV_THREAD calls wasmtime_engine_increment_epoch
+    directly (its one pointer argument is the timer's sigval). The Python
+    thread remains the fallback elsewhere.
+    """
+    global _timer
+    _timer = _native_ticker(eng)
+    if _timer is not None:
+        return
+
     def tick() -> None:
         period = TICK_MS / 1000.0
         while True:
@@ -80,6 +99,52 @@ def _start_ticker(eng: Engine) -> None:
             eng.increment_epoch()
 
     threading.Thread(target=tick, name="pipeless-wasm-epoch", daemon=True).start()
+
+
+_timer: "ctypes.c_void_p | None" = None
+
+
+def _native_ticker(eng: Engine) -> "ctypes.c_void_p | None":
+    if sys.platform != "linux" or os.environ.get("PIPELESS_WASM_PY_TICKER") == "1":
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        timer_create, timer_settime, timer_delete = libc.timer_create, libc.timer_settime, libc.timer_delete
+    except (OSError, AttributeError):
+        return None
+    from wasmtime import _ffi as ffi
+
+    func = ctypes.cast(ffi.dll.wasmtime_engine_increment_epoch, ctypes.c_void_p).value
+    engine_ptr = ctypes.cast(eng.ptr(), ctypes.c_void_p).value
+    # struct sigevent (glibc, 64-bit): sigval @0, signo @8, notify @12, function @16, attributes @24
+    sev = ctypes.create_string_buffer(struct.pack("<QiiQQ", engine_ptr, 0, 2, func, 0), 64)  # SIGEV_THREAD = 2
+    timer = ctypes.c_void_p()
+    timer_create.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
+    if timer_create(1, sev, ctypes.byref(timer)) != 0:  # CLOCK_MONOTONIC
+        return None
+    ns = TICK_MS * 1_000_000
+    spec = struct.pack("<qqqq", 0, ns, 0, ns)  # it_interval, it_value
+    timer_settime.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p]
+    if timer_settime(timer, 0, spec, None) != 0:
+        timer_delete.argtypes = [ctypes.c_void_p]
+        timer_delete(timer)
+        return None
+    timer_delete.argtypes = [ctypes.c_void_p]
+    # The timer must stop before the engine can be freed at exit.
+    atexit.register(timer_delete, timer)
+    return timer
+
+
+def _after_fork_in_child() -> None:
+    """Timers and threads do not survive fork: a child builds its own engine and ticker."""
+    global _engine, _timer
+    _engine = None
+    _timer = None
+    _memory_cache.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def deadline_ticks(deadline_ms: float) -> int:

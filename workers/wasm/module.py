@@ -218,18 +218,21 @@ def _guarded(name: str, impl: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
-_linkers: dict[bool, Linker] = {}
+_linkers: dict[tuple[int, bool], Linker] = {}
 
 
 def linker(wasi: bool) -> Linker:
-    if wasi in _linkers:
-        return _linkers[wasi]
-    lk = Linker(engine.engine())
+    eng = engine.engine()  # a new one after fork: linkers are per engine
+    key = (id(eng), wasi)
+    if key in _linkers:
+        return _linkers[key]
+    _linkers.clear()
+    lk = Linker(eng)
     if wasi:
         lk.define_wasi()
     for name, (params, results, impl) in IMPORTS.items():
         lk.define_func(MODULE, name, FuncType(params, results), _guarded(name, impl))
-    _linkers[wasi] = lk
+    _linkers[key] = lk
     return lk
 
 
