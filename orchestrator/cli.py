@@ -21,6 +21,8 @@ USER_ERRORS = (ConfigError, SourceError, OutputError, PipelineError)
 SUBCOMMANDS = {
     "filter": "pipeless.orchestrator.filter_cli",  # new | build | run
     "bench": "pipeless.bench.cli",
+    "top": "pipeless.orchestrator.top",
+    "streams": "pipeless.orchestrator.streams_cli",
 }
 
 
