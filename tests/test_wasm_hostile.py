@@ -83,28 +83,3 @@ def test_a_small_memory_cap_below_the_guest_minimum_is_a_load_error():
     with pytest.raises(FilterLoadError, match="memory cap"):
         build_filter(config("rust", component("rust", "face_tracker"), memory_mb=1))
 
-
-def test_deadline_still_fires_in_a_forked_worker(img):
-    """Timers do not survive fork: a child gets its own engine and epoch ticker."""
-    import os
-
-    from pipeless.workers.wasm import engine
-
-    engine.engine()  # the parent has one already
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - child
-        kind = "none"
-        try:
-            flt = build_filter(config("loop", component("c", "hostile/loop"), deadline_ms=30))
-            flt.process(Frame(img.copy(), "cam", 0, 0.0))
-        except FilterError as exc:
-            kind = exc.kind
-        except BaseException as exc:
-            kind = type(exc).__name__
-        os.write(w, kind.encode())
-        os._exit(0)
-    os.close(w)
-    _, status = os.waitpid(pid, 0)
-    assert os.read(r, 100).decode() == "deadline"
-    os.close(r)
