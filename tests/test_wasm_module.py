@@ -82,3 +82,23 @@ def test_module_runaway_and_memory_blow(tmp_path):
         g.process(Frame(img.copy(), "cam", 0, 0.0))
     assert e.value.kind == "memory"
     assert g.rebuilds == 0
+
+
+def test_no_wasi_unless_allow_grants_it(tmp_path):
+    from pipeless.workers.filters.base import FilterLoadError
+
+    wat = """(module
+      (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+      (memory (export "memory") 1)
+      (data (i32.const 16) "hi\\n")
+      (func (export "pl_process") (result i32)
+        (i32.store (i32.const 0) (i32.const 16)) (i32.store (i32.const 4) (i32.const 3))
+        (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+        (i32.const 0)))"""
+    path = _module(tmp_path, "wasi", wat)
+    with pytest.raises(FilterLoadError, match="wasi_snapshot_preview1"):
+        build_filter(config("w", path, kind="wasm-module"))
+    with pytest.raises(FilterLoadError, match="unknown WASI grant"):
+        build_filter(config("w", path, kind="wasm-module", allow=["network"]))
+    flt = build_filter(config("w", path, kind="wasm-module", allow=["stdout"]))
+    assert flt.process(Frame(frames(1)[0], "cam", 0, 0.0)) is None

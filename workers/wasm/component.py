@@ -168,9 +168,7 @@ def wasi_config(allow: list[str]) -> WasiConfig | None:
             cfg.argv = ["filter"]
         elif grant.startswith("dir:"):
             host, _, guest = grant[4:].partition(":")
-            from wasmtime import DirPerms, FilePerms
-
-            cfg.preopen_dir(host, guest or host, DirPerms.READ_ONLY, FilePerms.READ_ONLY)
+            cfg.preopen_dir(host, guest or host, fs_mutable=False)
         else:
             raise FilterLoadError(f"unknown WASI grant {grant!r} (known: {', '.join(GRANTS)}, dir:PATH)")
     return cfg
