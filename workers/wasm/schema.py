@@ -9,7 +9,7 @@ apart silently.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 PACKAGE = "pipeless:filter@0.1.0"
 
@@ -157,13 +157,6 @@ EXPORTS: tuple[Func, ...] = (
 )
 
 WORLD = "filter"
-
-
-@dataclass
-class TypeIndex:
-    """Every named type above, by WIT name (for the drift test)."""
-
-    types: dict[str, Type] = field(default_factory=dict)
 
 
 NAMED_TYPES: dict[str, Record | Enum | Variant] = {
