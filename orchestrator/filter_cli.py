@@ -648,6 +648,7 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("build", help="build the filter(s) in a folder (or one source file) into build/NAME.wasm")
     b.add_argument("paths", nargs="*", default=["."], metavar="PATH")
     b.add_argument("--force", action="store_true", help="rebuild even when nothing changed")
+    b.add_argument("-j", "--jobs", type=int, default=0, help="builds at a time (default: one per core)")
     b.add_argument("--wasi", action="store_true",
                    help="Python/JS: keep the WASI imports (print, clocks, random); the filter then needs an `allow` grant")
 
@@ -665,6 +666,31 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def build_all(targets: list[Target], force: bool = False, wasi: bool = False, jobs: int = 0) -> int:
+    """Build several filters, `jobs` at a time (default: one per core); one line per filter, errors included."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(t: Target) -> tuple[Target, str]:
+        started = time.monotonic()
+        try:
+            out, how = build_target(t, force=force, wasi=wasi)
+        except CliError as exc:
+            return t, f"error: {exc}"
+        rel, size = os.path.relpath(out), _size(out.stat().st_size)
+        if how == "built":
+            return t, f"built {rel} ({t.lang}, {size}) in {time.monotonic() - started:.1f} s"
+        if how == "cached":
+            return t, f"{rel} restored from the build cache ({t.lang}, {size})"
+        return t, f"{rel} is up to date ({t.lang}, {size})"
+
+    failed = 0
+    with ThreadPoolExecutor(max_workers=max(1, jobs or os.cpu_count() or 1)) as pool:
+        for t, line in pool.map(one, targets):  # in the order given, each as soon as it and those before are done
+            failed += line.startswith("error:")
+            print(f"pipeless: {line}", file=sys.stderr if line.startswith("error:") else sys.stdout, flush=True)
+    return 2 if failed else 0
+
+
 def _size(n: int) -> str:
     return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.1f} kB"
 
@@ -680,18 +706,7 @@ def main(argv: list[str]) -> int:
             return 0
         if args.cmd == "build":
             targets = [t for p in args.paths for t in find_targets(Path(p))]
-            for t in targets:
-                started = time.monotonic()
-                out, how = build_target(t, force=args.force, wasi=args.wasi)
-                rel = os.path.relpath(out)
-                size = _size(out.stat().st_size)
-                if how == "built":
-                    print(f"pipeless: built {rel} ({t.lang}, {size}) in {time.monotonic() - started:.1f} s")
-                elif how == "cached":
-                    print(f"pipeless: {rel} restored from the build cache ({t.lang}, {size})")
-                else:
-                    print(f"pipeless: {rel} is up to date ({t.lang}, {size})")
-            return 0
+            return build_all(targets, force=args.force, wasi=args.wasi, jobs=args.jobs)
         if args.cmd == "run":
             return run_filter(args)
     except CliError as exc:
