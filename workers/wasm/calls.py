@@ -73,13 +73,16 @@ def do_log(ctx: CallContext, level: int, message: str) -> None:
     log.log(_PY_LEVEL.get(level, logging.INFO), "[%s] %s", ctx.filter_name, message)
 
 
-def classify(message: str, ctx: CallContext, memory_hit: bool) -> FilterError:
-    """A failed call -> FilterError with kind host-call / deadline / memory / trap."""
+def classify(message: str, ctx: CallContext, memory_hit: bool, deadline_hit: bool = False) -> FilterError:
+    """A failed call -> FilterError with kind host-call / memory / deadline / trap.
+
+    A refused memory growth wins over a later trap or timeout: it is the cause.
+    """
     first = message.strip().splitlines()[-1].strip() if message.strip() else message
     if ctx.host_error is not None:
         return FilterError(f"host call rejected: {ctx.host_error}", "host-call")
-    if "interrupt" in message:
-        return FilterError("deadline exceeded (epoch interruption)", "deadline")
     if memory_hit:
         return FilterError(f"memory cap reached: {first}", "memory")
+    if deadline_hit or "wasm trap: interrupt" in message:
+        return FilterError(f"deadline exceeded (epoch interruption): {first}", "deadline")
     return FilterError(f"trap: {first}", "trap")

@@ -84,17 +84,13 @@ linker_instance_add_func = _fn(
     c_void_p, c_void_p, c_char_p, c_size_t, HOST_FUNC, c_void_p, FINALIZER,
 )
 
-_scratch = (ctypes.c_uint64 * 2)()
-_scratch_addr = ctypes.addressof(_scratch)
-
-
 def take_error(err: int) -> str:
     """The message of a wasmtime_error_t, which is freed."""
-    _scratch[0] = 0
-    _scratch[1] = 0
-    error_message(err, _scratch_addr)
-    msg = ctypes.string_at(_scratch[1], _scratch[0]).decode("utf-8", "replace")
-    byte_vec_delete(_scratch_addr)
+    vec = (ctypes.c_uint64 * 2)()
+    addr = ctypes.addressof(vec)
+    error_message(err, addr)
+    msg = ctypes.string_at(vec[1], vec[0]).decode("utf-8", "replace")
+    byte_vec_delete(addr)
     error_delete(err)
     return msg
 

@@ -22,7 +22,7 @@ from wasmtime.component import Linker, ResourceType
 from pipeless.orchestrator.config import FilterConfig
 from pipeless.workers.filters.base import FilterError, FilterLoadError
 from pipeless.workers.frame import Frame
-from pipeless.workers.wasm import calls, capi, engine, memory, ops, schema, vals
+from pipeless.workers.wasm import calls, capi, engine, limits, memory, ops, schema, vals
 from pipeless.workers.wasm.calls import CallContext
 from pipeless.workers.wasm.ops import HostCallError
 
@@ -201,8 +201,9 @@ class ComponentInstance:
             self.store.set_limits(memory_size=self.memory_cap, instances=64, tables=64, memories=16)
         if wasi is not None:
             self.store.set_wasi(wasi)
-        self._ticks = engine.deadline_ticks(cfg.deadline_ms)
-        self.store.set_epoch_deadline(self._ticks * 20)  # instantiation and init get a longer leash
+        self._deadline_ms = float(cfg.deadline_ms)
+        self.deadline = limits.Deadline(self.store)
+        self.deadline.arm(self._deadline_ms * 20)  # instantiation and init get a longer leash
         lk = linker(wasi is not None)
         prev = memory.enter(self.account)
         try:
@@ -233,10 +234,10 @@ class ComponentInstance:
             raise FilterLoadError(f"{self.cfg.path} does not export `{name}` (not a pipeless:filter/filter component)")
         return func
 
-    def _call(self, func: Any, params_addr: int, ctx: CallContext, ticks: int) -> Any:
+    def _call(self, func: Any, params_addr: int, ctx: CallContext, deadline_ms: float) -> Any:
         """Call an export with one argument already at params_addr; return its decoded result."""
         fptr = ctypes.addressof(func._func)
-        capi.set_epoch_deadline(self._ctx_ptr, ticks)
+        self.deadline.arm(deadline_ms)
         self.account.denied = False
         prev = calls.enter(ctx)
         try:
@@ -244,8 +245,9 @@ class ComponentInstance:
         finally:
             calls.enter(prev)
         if err:
-            self.dead = True
-            raise calls.classify(capi.take_error(err), ctx, self._memory_hit())
+            failure = calls.classify(capi.take_error(err), ctx, self._memory_hit(), self.deadline.hit)
+            self.close()  # a trapped instance is dead: free its memory now, not at the next gc
+            raise failure
         return self._result_addr
 
     def _post(self, func: Any) -> None:
@@ -263,7 +265,7 @@ class ComponentInstance:
         addr = ctypes.addressof(params)
         _PUT_STRING(addr, json.dumps(config))
         try:
-            res = self._call(self._init, addr, ctx, self._ticks * 20)
+            res = self._call(self._init, addr, ctx, self._deadline_ms * 20)
         finally:
             capi.val_delete(addr)
         ok, err = _INIT_RESULT(res)
@@ -274,7 +276,7 @@ class ComponentInstance:
 
     def process(self, frame: Frame) -> Any:
         ctx = CallContext(self.name, frame)
-        res = self._call(self._process, self._params_addr, ctx, self._ticks)
+        res = self._call(self._process, self._params_addr, ctx, self._deadline_ms)
         ok, err = _PROCESS_RESULT(res)
         _release(res)
         self._post(self._process)
@@ -290,6 +292,11 @@ class ComponentInstance:
             capi.resource_any_delete(self._borrow_any)
             self._borrow_any = 0
         self.dead = True
+        # Drop the Store (and with it the linear memories) by refcount, even if
+        # something (a traceback) still holds this object.
+        self.instance = None
+        self.store = None  # type: ignore[assignment]
+        self._init = self._process = None
 
 
 _ZERO_VAL = bytes(capi.VAL_SIZE)

@@ -22,7 +22,7 @@ from wasmtime import FuncType, Linker, Store, ValType, WasmtimeError
 from pipeless.orchestrator.config import FilterConfig
 from pipeless.workers.filters.base import FilterError, FilterLoadError
 from pipeless.workers.frame import Frame
-from pipeless.workers.wasm import calls, engine, memory, ops
+from pipeless.workers.wasm import calls, engine, limits, memory, ops
 from pipeless.workers.wasm.calls import CallContext
 from pipeless.workers.wasm.component import wasi_config
 from pipeless.workers.wasm.ops import HostCallError
@@ -249,8 +249,9 @@ class ModuleInstance:
         wasi = wasi_config(cfg.allow)
         if wasi is not None:
             self.store.set_wasi(wasi)
-        self.ticks = engine.deadline_ticks(cfg.deadline_ms)
-        self.store.set_epoch_deadline(self.ticks * 20)
+        self.deadline_ms = float(cfg.deadline_ms)
+        self.deadline = limits.Deadline(self.store)
+        self.deadline.arm(self.deadline_ms * 20)
         prev = memory.enter(self.account)
         try:
             self.instance = linker(wasi is not None).instantiate(self.store, compiled.code)
@@ -266,17 +267,18 @@ class ModuleInstance:
         self.init_fn = exports.get("pl_init")
         self.alloc_fn = exports.get("pl_alloc")
 
-    def _call(self, fn: Any, args: tuple, ctx: CallContext, ticks: int) -> Any:
+    def _call(self, fn: Any, args: tuple, ctx: CallContext, deadline_ms: float) -> Any:
         ctx.mem = _Mem(self.store, self.mem)  # type: ignore[attr-defined]
         ctx.guest_error = ""  # type: ignore[attr-defined]
-        self.store.set_epoch_deadline(ticks)
+        self.deadline.arm(deadline_ms)
         self.account.denied = False
         prev = calls.enter(ctx)
         try:
             return fn(self.store, *args)
         except Exception as exc:  # Trap, WasmtimeError, or the host's own exception re-raised
-            self.dead = True
-            raise calls.classify(str(exc), ctx, self.account.denied) from None
+            failure = calls.classify(str(exc), ctx, self.account.denied, self.deadline.hit)
+            self.close()
+            raise failure from None
         finally:
             calls.enter(prev)
 
@@ -288,15 +290,21 @@ class ModuleInstance:
         ctx.allow_no_frame = True  # type: ignore[attr-defined]
         ptr = 0
         if self.alloc_fn is not None:
-            ptr = self._call(self.alloc_fn, (len(data),), ctx, self.ticks * 20)
+            ptr = self._call(self.alloc_fn, (len(data),), ctx, self.deadline_ms * 20)
             _Mem(self.store, self.mem).write(ptr, data)
-        rc = self._call(self.init_fn, (ptr, len(data) if ptr else 0), ctx, self.ticks * 20)
+        rc = self._call(self.init_fn, (ptr, len(data) if ptr else 0), ctx, self.deadline_ms * 20)
         if rc != 0:
             raise FilterLoadError(f"pl_init returned {rc}: {ctx.guest_error or 'no message'}")  # type: ignore[attr-defined]
 
+    def close(self) -> None:
+        """A dead instance frees its Store (and linear memory) at once."""
+        self.dead = True
+        self.instance = self.mem = self.process_fn = self.init_fn = self.alloc_fn = None
+        self.store = None  # type: ignore[assignment]
+
     def process(self, frame: Frame) -> Any:
         ctx = CallContext(self.cfg.name, frame)
-        rc = self._call(self.process_fn, (), ctx, self.ticks)
+        rc = self._call(self.process_fn, (), ctx, self.deadline_ms)
         if rc == 0:
             return ctx.emitted()
         msg = ctx.guest_error or f"pl_process returned {rc}"  # type: ignore[attr-defined]
@@ -346,4 +354,6 @@ class WasmModuleFilter:
         return self._instance.process(frame)
 
     def close(self) -> None:
-        self._instance = None
+        if self._instance is not None:
+            self._instance.close()
+            self._instance = None

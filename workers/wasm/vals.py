@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import struct
+import threading
 from typing import Any, Callable
 
 import numpy as np
@@ -35,8 +36,18 @@ _PRIM_KIND = {"bool": capi.K_BOOL, "s8": capi.K_S8, "u8": capi.K_U8, "s16": capi
               "s32": capi.K_S32, "u32": capi.K_U32, "s64": capi.K_S64, "u64": capi.K_U64,
               "f32": capi.K_F32, "f64": capi.K_F64}
 _PAIR = struct.Struct("<QQ")
-_scratch = (ctypes.c_uint64 * 2)()
-_scratch_addr = ctypes.addressof(_scratch)
+_local = threading.local()
+
+
+def _scratch() -> tuple[Any, int]:
+    """A per-thread (size, pointer) out-slot for the C allocators: ctypes calls
+    release the GIL, so a shared slot could be overwritten by another thread."""
+    try:
+        return _local.scratch
+    except AttributeError:
+        buf = (ctypes.c_uint64 * 2)()
+        _local.scratch = (buf, ctypes.addressof(buf))
+        return _local.scratch
 
 
 class AbiError(Exception):
@@ -176,8 +187,9 @@ _PTR_AT = struct.Struct("<QQ")
 
 def new_string(s: str | bytes) -> tuple[int, int]:
     b = s.encode("utf-8") if isinstance(s, str) else s
-    capi.byte_vec_new(_scratch_addr, len(b), b)
-    return _scratch[0], _scratch[1]
+    buf, addr = _scratch()
+    capi.byte_vec_new(addr, len(b), b)
+    return buf[0], buf[1]
 
 
 class _Template:
@@ -185,8 +197,9 @@ class _Template:
 
     def __init__(self, rec: Record) -> None:
         n = len(rec.fields)
-        capi.valrecord_new_uninit(_scratch_addr, n)
-        ptr = _scratch[1]
+        buf, addr = _scratch()
+        capi.valrecord_new_uninit(addr, n)
+        ptr = buf[1]
         body = bytearray()
         for name, ty in rec.fields:
             size, nptr = new_string(name)
@@ -302,8 +315,9 @@ def writer(ty: Type) -> Callable[[int, Any], None]:
                     buf = np.zeros((n, capi.VAL_SIZE), np.uint8)
                     buf[:, 0] = capi.K_U8
                     buf[:, capi.UNION_OFF] = data
-                    new_uninit(_scratch_addr, n)
-                    ptr = _scratch[1]
+                    sbuf, saddr = _scratch()
+                    new_uninit(saddr, n)
+                    ptr = sbuf[1]
                     memmove(ptr, buf.ctypes.data, buf.nbytes)
                 memmove(dst, _HEAD.pack(k, n, ptr), capi.VAL_SIZE)
             return put_bytes
@@ -314,8 +328,9 @@ def writer(ty: Type) -> Callable[[int, Any], None]:
             n = len(v)
             ptr = 0
             if n:
-                new_uninit(_scratch_addr, n)
-                ptr = _scratch[1]
+                sbuf, saddr = _scratch()
+                new_uninit(saddr, n)
+                ptr = sbuf[1]
                 for i, x in enumerate(v):
                     put_el(ptr + i * vs, x)
             memmove(dst, _HEAD.pack(k, n, ptr), capi.VAL_SIZE)
