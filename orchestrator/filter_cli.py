@@ -108,6 +108,7 @@ def wasm_tools() -> str:
 
 # The flags of filters/build.py, less -Werror (a warning in your own filter should not stop a try).
 C_FLAGS = ["-O2", "-nostdlib", "-mbulk-memory", "-mnontrapping-fptoint", "-Wall", "-Wextra",
+           "-Werror=implicit-function-declaration",  # a misspelt pl_* call: an error on its line, not at link time
            "-Wl,--no-entry", "-Wl,--export-dynamic", "-Wl,--strip-all", "-Wl,-z,stack-size=65536"]
 
 
@@ -345,6 +346,9 @@ def _last_line(text: str) -> str:
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     for ln in lines:  # clang: file.c:12:5: error: ...
         if re.search(r":\d+:\d+: (fatal )?error: ", ln):
+            return ln[:300]
+    for ln in lines:  # wasm-ld: error: ...: undefined symbol: ...
+        if ln.startswith("wasm-ld: error:"):
             return ln[:300]
     for i, ln in enumerate(lines):  # rustc: "error[E0599]: ..." then "--> file.rs:24:22"
         if re.match(r"^error(\[E\d+\])?: ", ln) and not ln.startswith("error: aborting"):
@@ -657,7 +661,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--image", required=True, help="the input image (PNG, JPEG, ...)")
     r.add_argument("--config", help="the filter's config: a .json or .toml file, or inline JSON")
     r.add_argument("--detections", help='a JSON file or inline JSON: [{"label": "face", "score": 0.9, "box": [x1, y1, x2, y2]}]')
-    r.add_argument("--out", help="where to write the filtered image (default: IMAGE-NAME.out.png beside the input)")
+    r.add_argument("--out", help="where to write the filtered image (default: IMAGE.FILTER.png in the current folder)")
     r.add_argument("--name", help="the filter's name in the output (default: the file's stem)")
     r.add_argument("--stage", choices=("pre", "post"), default="post")
     r.add_argument("--deadline-ms", type=int, default=0, help=f"deadline of the call (default: {RUN_DEADLINE_MS})")
@@ -785,7 +789,7 @@ set -e
 cd "$(dirname "$0")"
 mkdir -p build
 clang --target=wasm32 -O2 -nostdlib -mbulk-memory -mnontrapping-fptoint -Wall -Wextra \\
-    -Wl,--no-entry -Wl,--export-dynamic -Wl,--strip-all -Wl,-z,stack-size=65536 \\
+    -Werror=implicit-function-declaration -Wl,--no-entry -Wl,--export-dynamic -Wl,--strip-all -Wl,-z,stack-size=65536 \\
     -I. -o build/@NAME@.core.wasm @NAME@.c pipeless.c
 wasm-tools component embed wit --world filter build/@NAME@.core.wasm -o build/@NAME@.embedded.wasm
 wasm-tools component new build/@NAME@.embedded.wasm -o build/@NAME@.wasm
