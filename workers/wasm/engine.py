@@ -35,7 +35,7 @@ import wasmtime
 from wasmtime import Config, Engine, Module
 from wasmtime.component import Component
 
-TICK_MS = 2
+TICK_MS = 5  # a SIGEV_THREAD timer costs a thread start per tick: ~1% of a core at 5 ms
 
 # Linear memories come from pipeless.workers.wasm.memory (exact, attributable
 # cap) unless PIPELESS_WASM_HOST_MEMORY=0, which falls back to the store
