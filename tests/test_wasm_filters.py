@@ -149,3 +149,14 @@ def test_ops_validate_their_arguments(clip):
     assert np.array_equal(img[10:12, 10:14], img[0:2, 0:4])
     assert ops.box_to_rect([float("nan"), -3.7, 1e30, 10.9]) == (0, -3, 16777216, 13)
     assert ops.detection_tag("face", 0.875) == "face 88%" and ops.detection_tag("x", 2.0) == "x 100%"
+
+
+def test_prepare_input_of_a_crop_maps_frame_pixels_into_the_tensor(clip):
+    spec = ModelInput(name="i", width=64, height=64, layout="NHWC", color="BGR", scale=1.0, offset=0.0)
+    tensor = np.zeros(spec.shape, np.float32)
+    frame = Frame(clip[0].copy(), "cam", 0, 0.0, tensor=tensor, model_input=spec)
+    sx, sy, px, py = ops.prepare_input(frame, (40, 20, 80, 80))
+    assert (sx, sy, px, py) == pytest.approx((0.8, 0.8, -32.0, -16.0))
+    for x, y in [(50, 30), (80, 60), (110, 90)]:
+        got = tensor[int(y * sy + py), int(x * sx + px)]
+        assert np.abs(got - clip[0][y, x]).max() <= 12  # bilinear resize of the same neighbourhood

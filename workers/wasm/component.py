@@ -263,7 +263,7 @@ class ComponentInstance:
         ctx = CallContext(self.name)
         params = ctypes.create_string_buffer(capi.VAL_SIZE)
         addr = ctypes.addressof(params)
-        _PUT_STRING(addr, json.dumps(config))
+        _PUT_STRING(addr, json.dumps(config, default=str))
         try:
             res = self._call(self._init, addr, ctx, self._deadline_ms * 20)
         finally:

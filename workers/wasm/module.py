@@ -285,7 +285,7 @@ class ModuleInstance:
     def init(self, config: dict[str, Any]) -> None:
         if self.init_fn is None:
             return
-        data = json.dumps(config).encode()
+        data = json.dumps(config, default=str).encode()
         ctx = CallContext(self.cfg.name)
         ctx.allow_no_frame = True  # type: ignore[attr-defined]
         ptr = 0
