@@ -430,7 +430,10 @@ def build_target(t: Target, force: bool = False, wasi: bool = False) -> tuple[Pa
             transcript += [res.stdout, res.stderr]
             if res.returncode != 0:
                 logfile.write_text("\n".join(transcript))
-                raise CliError(f"{t.source}: {Path(cmd[0]).name} failed: {_last_line(res.stderr + res.stdout)} (log: {logfile})")
+                why = _last_line(res.stderr + res.stdout)
+                if t.lang == "js" and "ERR_MODULE_NOT_FOUND" in why and "node_modules" in why:
+                    why += f" (an incomplete ComponentizeJS install: run `npm ci --prefix {JS_DIR}`)"
+                raise CliError(f"{t.source}: {Path(cmd[0]).name} failed: {why} (log: {logfile})")
         produced = work / "out.wasm"
         if not produced.is_file():
             logfile.write_text("\n".join(transcript))
