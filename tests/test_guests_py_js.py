@@ -1,7 +1,7 @@
 """The Python and JS twins of the shipped filters change exactly the pixels the C one does.
 
-On real frames of samples/carphone.mp4 (176x144, one face), with a box around
-the face plus boxes that test the edge rules (partly outside the frame,
+On real frames of samples/carphone.mp4 (176x144, one face), with the faces
+the shipped BlazeFace model finds in them, and with a box around the face plus boxes that test the edge rules (partly outside the frame,
 beyond it, empty, inverted, NaN, the whole frame, beyond the host's limit), blur_faces and draw_detections built
 from filters/python_guest and filters/js leave every pixel, and the
 detections, exactly as filters/c's do; and so does the host's native
@@ -218,3 +218,43 @@ def test_guests_import_no_wasi(components, lang):
                                           text=True).stdout
         imports = [ln.strip() for ln in world.splitlines() if ln.strip().startswith("import ")]
         assert imports and all("pipeless:filter/" in ln for ln in imports), imports
+
+
+@pytest.fixture(scope="module")
+def model_detections(real_frames) -> list[list[Detection]]:
+    """What the pipeline's inference finds in these frames: BlazeFace (models/), letterboxed as the workers do."""
+    from pipeless.orchestrator.config import InferenceSection
+    from pipeless.workers.inference.adapters import get_adapter
+    from pipeless.workers.inference.letterbox import letterbox_into
+    from pipeless.workers.inference.providers import open_session
+
+    cfg = InferenceSection(model=str(ROOT / "models" / "blazeface-front-128.onnx"), adapter="blazeface",
+                           providers=["CPUExecutionProvider"])
+    adapter = get_adapter("blazeface")
+    session, _ = open_session(adapter.prepare(cfg.model), cfg.providers)
+    spec = adapter.model_input(session, cfg)
+    out = []
+    for img in real_frames:
+        tensor = np.zeros((1,) + spec.shape, np.float32)
+        letterbox_into(img, tensor[0], spec)
+        outputs = session.run(None, {spec.name: tensor})
+        out += adapter.decode(outputs, [(img.shape[1], img.shape[0])], spec, cfg)
+    assert sum(1 for d in out if d) >= len(out) - 1, f"BlazeFace found the face in too few frames: {out}"
+    return out
+
+
+@pytest.mark.parametrize("name", FILTERS)
+def test_same_pixels_as_c_on_the_models_detections(real_frames, model_detections, components, lang, name):
+    c_path, guest_path = components[name]
+    c, guest = load(c_path), load(guest_path)
+    try:
+        for k, (img, dets) in enumerate(zip(real_frames, model_detections)):
+            c_img, c_dets, c_out = run(c, img, dets, k)
+            g_img, g_dets, g_out = run(guest, img, dets, k)
+            assert c_out is None and g_out is None
+            assert np.array_equal(c_img, g_img), f"{lang} {name} differs from C on frame {FRAME_NUMBERS[k]}: {dets}"
+            assert same_boxes(c_dets, g_dets)
+            assert (np.count_nonzero(c_img != img) > 0) == bool(dets)
+    finally:
+        c.close()
+        guest.close()
