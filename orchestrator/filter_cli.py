@@ -194,7 +194,8 @@ def find_targets(path: Path) -> list[Target]:
 
     c_files = _files(project, (".c", ".h"))
     for src in c_files:
-        if src.suffix == ".c" and src.name != "pipeless.c" and _C_ENTRY.search(_read(src)) and only in (None, src):
+        if (src.suffix == ".c" and src.parent == project and src.name != "pipeless.c" and _C_ENTRY.search(_read(src))
+                and only in (None, src)):
             targets.append(Target(src.stem, "c", project, src, c_files))
 
     rs_files = _files(project, (".rs",))
