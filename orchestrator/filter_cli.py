@@ -684,6 +684,8 @@ def build_all(targets: list[Target], force: bool = False, wasi: bool = False, jo
             out, how = build_target(t, force=force, wasi=wasi)
         except CliError as exc:
             return t, f"error: {exc}"
+        except OSError as exc:
+            return t, f"error: {t.source}: {exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}"
         rel, size = os.path.relpath(out), _size(out.stat().st_size)
         if how == "built":
             return t, f"built {rel} ({t.lang}, {size}) in {time.monotonic() - started:.1f} s"
@@ -719,6 +721,10 @@ def main(argv: list[str]) -> int:
             return run_filter(args)
     except CliError as exc:
         print(f"pipeless: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a folder that cannot be written, a full disk
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"pipeless: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
