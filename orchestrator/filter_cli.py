@@ -1,8 +1,8 @@
 """`pipeless-orch filter new | build | run`: write, build and try a wasm filter.
 
     pipeless-orch filter new NAME --lang c|rust|python|js [--dir DIR]
-    pipeless-orch filter build [PATH ...] [--force]
-    pipeless-orch filter run FILTER.wasm --image IMG [--config FILE] [--detections JSON] [--out OUT.png]
+    pipeless-orch filter build [PATH ...] [--force] [-j JOBS] [--wasi]
+    pipeless-orch filter run FILTER.wasm --image IMG [--config FILE|JSON] [--detections FILE|JSON] [--out OUT.png]
 
 A filter project is a folder. `build` finds the filters in it by language:
 *.c files defining pl_process (C, each linked with pipeless.c), *.rs files
@@ -10,9 +10,11 @@ defining `fn process` (Rust, each with `mod pipeless;`, no crates), *.py files
 defining `class WitWorld` (Python, via componentize-py) and *.js files
 exporting `process` (JavaScript, via ComponentizeJS). C and Rust use the
 hand-written bindings of filters/c/pipeless.h and filters/rust/pipeless.rs,
-and the same compiler flags as filters/build.py. Each becomes PATH/build/<name>.wasm. A build is skipped when
-its inputs (sources, WIT, toolchain version) hash to the stamp left by the
-last one, so CI can run it every time.
+and the compiler flags of filters/build.py. Each filter becomes
+PATH/build/<name>.wasm. A build is skipped when its inputs (sources, WIT,
+flags, toolchain version) hash to the stamp left by the last one, and built
+components are shared between checkouts by that hash (~/.cache/pipeless/filters),
+so CI can run it every time.
 
 Every error a user can fix is one line naming the file, never a traceback.
 """
@@ -86,17 +88,17 @@ def componentize_js(project: Path) -> tuple[str, str]:
     """(node, cli.js) of ComponentizeJS: the project's own node_modules, pipeless's filters/js, or npm's global one."""
     node = _need("node", "install Node.js 18 or newer (apt-get install nodejs npm)")
     rel = Path("node_modules/@bytecodealliance/componentize-js/src/cli.js")
-    candidates = [project / rel, JS_DIR / rel]
+    for cand in (project / rel, JS_DIR / rel):
+        if cand.is_file():
+            return node, str(cand)
     npm = shutil.which("npm")
     if npm:
         try:
             root = subprocess.run([npm, "root", "-g"], capture_output=True, text=True, timeout=30).stdout.strip()
         except (OSError, subprocess.TimeoutExpired):
             root = ""
-        if root:
-            candidates.append(Path(root) / "@bytecodealliance/componentize-js/src/cli.js")
-    for cand in candidates:
-        if cand.is_file():
+        cand = Path(root) / "@bytecodealliance/componentize-js/src/cli.js"
+        if root and cand.is_file():
             return node, str(cand)
     raise CliError(f"componentize-js is not installed: run `npm ci --prefix {JS_DIR}` "
                    f"(or npm install -g @bytecodealliance/componentize-js@{COMPONENTIZE_JS})")
