@@ -66,6 +66,9 @@ def process_line(row: dict) -> str:
     if row.get("batch_sizes"):
         bs = row["batch_sizes"]
         extra.append(f"batches mean {bs['mean']} max {bs['max']}")
+    runs = row.get("fps_runs") or []
+    if len(runs) > 1:
+        extra.append("fps per round " + " ".join(f"{v:.0f}" if v else "-" for v in runs))
     if row.get("overhead_ms"):
         o = row["overhead_ms"]
         extra.append(f"overhead p50 {o['p50']} p99 {o['p99']} ms")
@@ -77,7 +80,8 @@ def render(report: dict) -> str:
     lines.append("")
     lines.append("frames/s: steady state (first result out to last); x base: / the starred row, same run;")
     lines.append("latency and stages in ms per frame (pipeless pre/infer/post: round trips incl. IPC, batching);")
-    lines.append("copied: pixel/tensor bytes written per frame; msgs: socket bytes per frame; CPU%: all its processes,")
+    lines.append("copied: frame/tensor bytes written or read whole per frame (decode + encode are the least any")
+    lines.append("system needs), pickled bytes included; msgs: socket bytes per frame; CPU%: all its processes,")
     lines.append("100 = one core; oth%: CPU other programs on the machine used meanwhile (unreliable figures if high)")
     for g in report["workloads"]:
         clip = g["clip"]
@@ -99,7 +103,9 @@ def render(report: dict) -> str:
         state = {True: "MET ", False: "MISS", None: "n/a "}[t["met"]]
         measured = t["measured"]
         if isinstance(measured, dict):
-            measured = ", ".join(f"{k} {v}" for k, v in measured.items())
+            measured = ", ".join(
+                f"{k}: " + (" / ".join(f"{kk.removesuffix('_ms')} {vv} ms" for kk, vv in v.items())
+                            if isinstance(v, dict) else str(v)) for k, v in measured.items())
         lines.append(f"  [{state}] {t['target']}: {measured} (goal {t['goal']}; {t['from']})"
                      + (f" — {t['note']}" if t.get("note") else ""))
     for note in report.get("notes", []):

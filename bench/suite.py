@@ -63,6 +63,10 @@ class Plan:
     batches: list[int]
     models: list[ModelSpec] = field(default_factory=list)  # extra fixed-batch models vs onnxruntime alone
     only: set[str] = field(default_factory=set)
+    frames_camera: int = 90  # the pass-through paced like a 30 frames/s camera
+    repeats: int = 1  # rounds of every group (rows interleaved); each row keeps its median-fps round
+    repeats_pass: int = 3  # rounds of the cheap, noisy pass-through group
+    repeats_infer: int = 2  # rounds of each inference-only group
 
     @classmethod
     def make(cls, mode: str, only: set[str] | None = None) -> "Plan":
@@ -70,10 +74,10 @@ class Plan:
         main = max(2, min(cores, 4))
         if mode == "full":
             sweep = list(range(1, min(cores, 8) + 1)) if cores > 1 else [1, 2]
-            return cls("full", 900, 300, 240, 600, 480, (640, 480), sweep, main, [1, 4, 8], [BACK, FRONT],
-                       only or set())
+            return cls("full", 900, 300, 240, 600, 240, (640, 480), sweep, main, [1, 4, 8], [BACK, FRONT],
+                       only or set(), 300, 3, 5, 3)
         if mode == "tiny":
-            return cls("tiny", 24, 16, 8, 24, 16, (128, 96), [2], 2, [4], [BACK], only or set())
+            return cls("tiny", 24, 16, 8, 24, 16, (128, 96), [2], 2, [4], [BACK], only or set(), 6, 1, 1, 1)
         return cls("quick", 300, 60, 60, 0, 120, (320, 256), [1, 2], main, [1, 4, 8], [BACK], only or set())
 
 
@@ -136,15 +140,28 @@ def _say_row(ctx: Context, row: dict, extra: str = "") -> None:
 
 
 def _group(ctx: Context, name: str, description: str, clip: clipmod.Clip, work: Work | None,
-           rows: list[tuple[str, Callable[[], dict]]], baseline: str) -> dict:
-    """Run each (key, thunk) in turn; the row keyed `baseline` is the denominator of every ratio."""
-    ctx.say(f"  {name}: {description}")
+           rows: list[tuple[str, Callable[[], dict]]], baseline: str, repeats: int | None = None) -> dict:
+    """Run each (key, thunk) in turn, `repeats` rounds; the row keyed `baseline` is every ratio's denominator.
+
+    Rounds interleave the rows (baseline, a, b, baseline, a, b, ...) so a slow
+    spell of the machine hits them alike; each row keeps its median-fps round,
+    and lists every round's frames/s in `fps_runs`.
+    """
+    repeats = repeats or ctx.plan.repeats
+    ctx.say(f"  {name}: {description}" + (f" ({repeats} rounds)" if repeats > 1 else ""))
+    attempts: dict[str, list[dict]] = {key: [] for key, _ in rows}
+    for _ in range(repeats):
+        for key, thunk in rows:
+            row = _measure(ctx, thunk)
+            row["key"] = key
+            row["run_id"] = ctx.run_id
+            _say_row(ctx, row)
+            attempts[key].append(row)
     measured = []
-    for key, thunk in rows:
-        row = _measure(ctx, thunk)
-        row["key"] = key
-        row["run_id"] = ctx.run_id
-        _say_row(ctx, row)
+    for key, _ in rows:
+        tries = sorted(attempts[key], key=lambda r: r["fps"] or 0.0)
+        row = tries[len(tries) // 2]
+        row["fps_runs"] = [r["fps"] for r in attempts[key]]
         measured.append(row)
     base = next(r for r in measured if r["key"] == baseline)
     for row in measured:
@@ -152,7 +169,7 @@ def _group(ctx: Context, name: str, description: str, clip: clipmod.Clip, work: 
         row["ratio"] = _ratio(row, base)
     return {"name": name, "description": description, "work": work.describe() if work else "",
             "clip": {"path": clip.path, "width": clip.width, "height": clip.height, "frames": clip.frames},
-            "baseline": baseline, "baseline_fps": base["fps"], "rows": measured}
+            "baseline": baseline, "baseline_fps": base["fps"], "repeats": repeats, "rows": measured}
 
 
 def _ratio(row: dict, base: dict) -> float | None:
@@ -170,17 +187,21 @@ def passthrough_720p(ctx: Context) -> dict:
         rows.append((f"pipeless-w{w}", lambda w=w: pipeless_run(WORK_PASS, clip.path, d, workers=w,
                                                                     tag=f"pipeless-w{w}")))
     group = _group(ctx, "passthrough-720p", "pass-through filters (pre + post), no model, no video out",
-                   clip, WORK_PASS, rows, "decode")
-    # The same, paced at half the decode ceiling just measured: per-frame overhead without queueing.
-    pace = 0.5 * group["baseline_fps"]
+                   clip, WORK_PASS, rows, "decode", ctx.plan.repeats_pass)
+    # The same, paced (read() waits for the next tick): per-frame overhead without queueing behind decode,
+    # at a camera's 30 frames/s (on a short clip) and at half the decode ceiling just measured.
     w = ctx.plan.main_workers
     base = next(r for r in group["rows"] if r["baseline"])
-    row = _measure(ctx, lambda: pipeless_run(WORK_PASS, clip.path, d, workers=w, pace_fps=round(pace, 1),
-                                             tag=f"pipeless-w{w}-paced"))
-    row.update(key=f"pipeless-w{w}-paced", run_id=ctx.run_id, baseline=False, label=f"pipeless w{w} paced",
-               ratio=_ratio(row, base))
-    _say_row(ctx, row, f", decode paced at {pace:.0f}/s")
-    group["rows"].append(row)
+    camera = ctx.clip(1280, 720, ctx.plan.frames_camera)
+    half = round(0.5 * group["baseline_fps"], 1)
+    for key, label, path, pace in ((f"pipeless-w{w}-paced-30", f"pipeless w{w} paced 30/s", camera.path, 30.0),
+                                   (f"pipeless-w{w}-paced-half", f"pipeless w{w} paced {half:.0f}/s", clip.path, half)):
+        row = _measure(ctx, lambda path=path, pace=pace, key=key: pipeless_run(WORK_PASS, path, d, workers=w,
+                                                                               pace_fps=pace, tag=key))
+        row.update(key=key, run_id=ctx.run_id, baseline=False, label=label, ratio=_ratio(row, base))
+        _say_row(ctx, row, f", decode paced at {pace:.0f}/s" + (f", {camera.frames} frames" if path != clip.path
+                                                                 else ""))
+        group["rows"].append(row)
     return group
 
 
@@ -248,7 +269,7 @@ def batched(ctx: Context, model: ModelSpec, batch: int) -> dict:
                                                           providers=ctx.providers, tag=f"w{w}b{batch}")),
     ]
     return _group(ctx, name, f"inference only: {model.label}, batch {batch}, no filters, no video out",
-                  clip, work, rows, "onnxruntime")
+                  clip, work, rows, "onnxruntime", ctx.plan.repeats_infer)
 
 
 def wasm_draw(ctx: Context) -> dict | None:
@@ -367,18 +388,18 @@ def targets(groups: list[dict]) -> list[dict]:
                                "decode ceiling at 720p", ">= 0.85", best["ratio"], (best["ratio"] or 0) >= 0.85,
                                f"passthrough-720p: {best['label']} / decode ceiling", [best, base],
                                f"decode alone kept {_cpu(base):.0f}% CPU busy, {best['label']} {_cpu(best):.0f}%"))
-        paced = next((r for r in g["rows"] if r.get("paced_fps")), None)
-        if paced and paced["overhead_ms"]:
-            o = paced["overhead_ms"]
+        paced = [r for r in g["rows"] if r.get("paced_fps") and r["overhead_ms"]]
+        if paced:
+            measured = {r["label"]: {"p50_ms": r["overhead_ms"]["p50"], "p99_ms": r["overhead_ms"]["p99"]}
+                        for r in paced}
             sat = best["overhead_ms"] if best else None
-            note = (f"unpaced ({best['label']}: decode as fast as it goes): p50 {sat['p50']} ms, "
+            note = (f"unpaced ({best['label']}, frames queue behind decode): p50 {sat['p50']} ms, "
                     f"p99 {sat['p99']} ms") if sat else ""
             out.append(_target("framework-overhead", "framework overhead (dispatch + routing + reorder, no filter "
-                               "work, no model): < 1 ms p50, < 3 ms p99 per frame", "p50 < 1 ms, p99 < 3 ms",
-                               {"p50_ms": o["p50"], "p99_ms": o["p99"]},
-                               o["p50"] is not None and o["p50"] < 1.0 and o["p99"] < 3.0,
-                               f"passthrough-720p: {paced['label']} (end-to-end latency minus filter work)",
-                               [paced], note))
+                               "work, no model): < 1 ms p50, < 3 ms p99 per frame", "p50 < 1 ms, p99 < 3 ms, "
+                               "at every paced rate", measured,
+                               all(v["p50_ms"] < 1.0 and v["p99_ms"] < 3.0 for v in measured.values()),
+                               "passthrough-720p: paced rows (end-to-end latency minus filter work)", paced, note))
     for g in (g for g in groups if g["name"] in ("heavy-720p", "grade-720p")):
         row = next((r for r in g["rows"] if r["key"] == "pipeless-w2"), None)
         base = next(r for r in g["rows"] if r["baseline"])
