@@ -25,6 +25,7 @@ from pipeless.workers.frame import Frame
 from pipeless.workers.wasm import calls, capi, engine, limits, memory, ops, schema, vals
 from pipeless.workers.wasm.calls import CallContext
 from pipeless.workers.wasm.ops import HostCallError
+from pipeless.workers.wasm.rebuilding import RebuildingFilter
 
 FRAME_RESOURCE_ID = 0x5049_4652  # "PIFR": the host resource type of `frame`
 FRAME_REP = 1
@@ -314,51 +315,13 @@ def _first_line(msg: str) -> str:
     return lines[-1] if lines else msg
 
 
-class WasmComponentFilter:
+class WasmComponentFilter(RebuildingFilter):
     """Filter protocol over a component; a failed instance is rebuilt for the next frame."""
 
-    def __init__(self, cfg: FilterConfig) -> None:
-        if not cfg.path:
-            raise FilterLoadError("kind 'wasm' needs path")
-        self.name = cfg.name
-        self.stage = cfg.stage
-        self.stateful = cfg.stateful
-        self.cfg = cfg
-        try:
-            self.compiled = engine.load(cfg.path, "component")
-        except FileNotFoundError:
-            raise FilterLoadError(f"no such file: {cfg.path}") from None
-        except WasmtimeError as exc:
-            raise FilterLoadError(f"{cfg.path} is not a valid component: {_first_line(str(exc))}") from None
-        self.rebuilds = 0
-        self._instance: ComponentInstance | None = self._build()
+    kind = "component"
+    noun = "component"
+    init_label = "init"
+    describe = staticmethod(_first_line)
 
-    def _build(self) -> ComponentInstance:
-        inst = ComponentInstance(self.cfg, self.compiled)
-        try:
-            inst.init(self.cfg.config)
-        except FilterError as exc:
-            inst.close()
-            raise FilterLoadError(f"init: {exc}") from None
-        except FilterLoadError:
-            inst.close()
-            raise
-        return inst
-
-    def process(self, frame: Frame) -> Any:
-        inst = self._instance
-        if inst is None or inst.dead:
-            if inst is not None:
-                inst.close()
-            self._instance = None
-            try:
-                inst = self._instance = self._build()
-                self.rebuilds += 1
-            except FilterLoadError as exc:
-                raise FilterError(f"cannot rebuild the instance: {exc}", "error") from None
-        return inst.process(frame)
-
-    def close(self) -> None:
-        if self._instance is not None:
-            self._instance.close()
-            self._instance = None
+    def new_instance(self) -> ComponentInstance:
+        return ComponentInstance(self.cfg, self.compiled)

@@ -26,6 +26,7 @@ from pipeless.workers.wasm import calls, engine, limits, memory, ops
 from pipeless.workers.wasm.calls import CallContext
 from pipeless.workers.wasm.component import wasi_config
 from pipeless.workers.wasm.ops import HostCallError
+from pipeless.workers.wasm.rebuilding import RebuildingFilter
 
 MODULE = "pipeless"
 I32, I64, F64 = ValType.i32(), ValType.i64(), ValType.f64()
@@ -319,41 +320,13 @@ def _last_line(msg: str) -> str:
     return lines[-1] if lines else msg
 
 
-class WasmModuleFilter:
+class WasmModuleFilter(RebuildingFilter):
     """Filter protocol over a core module; a failed instance is rebuilt for the next frame."""
 
-    def __init__(self, cfg: FilterConfig) -> None:
-        if not cfg.path:
-            raise FilterLoadError("kind 'wasm-module' needs path")
-        self.name, self.stage, self.stateful, self.cfg = cfg.name, cfg.stage, cfg.stateful, cfg
-        try:
-            self.compiled = engine.load(cfg.path, "module")
-        except FileNotFoundError:
-            raise FilterLoadError(f"no such file: {cfg.path}") from None
-        except WasmtimeError as exc:
-            raise FilterLoadError(f"{cfg.path} is not a valid core module: {_last_line(str(exc))}") from None
-        self.rebuilds = 0
-        self._instance: ModuleInstance | None = self._build()
+    kind = "module"
+    noun = "core module"
+    init_label = "pl_init"
+    describe = staticmethod(_last_line)
 
-    def _build(self) -> ModuleInstance:
-        inst = ModuleInstance(self.cfg, self.compiled)
-        try:
-            inst.init(self.cfg.config)
-        except FilterError as exc:
-            raise FilterLoadError(f"pl_init: {exc}") from None
-        return inst
-
-    def process(self, frame: Frame) -> Any:
-        if self._instance is None or self._instance.dead:
-            self._instance = None
-            try:
-                self._instance = self._build()
-                self.rebuilds += 1
-            except FilterLoadError as exc:
-                raise FilterError(f"cannot rebuild the instance: {exc}", "error") from None
-        return self._instance.process(frame)
-
-    def close(self) -> None:
-        if self._instance is not None:
-            self._instance.close()
-            self._instance = None
+    def new_instance(self) -> ModuleInstance:
+        return ModuleInstance(self.cfg, self.compiled)
