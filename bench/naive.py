@@ -107,7 +107,9 @@ def onnxruntime_alone(work: Work, clip: str, batch: int, frames: int, providers:
     done_at = []
     n = 0
     with sampling() as sampler:
-        proc.session.run(None, {spec.name: stacked[:1]})  # load/warm-up, as a pipeline's first frame
+        # Warm up at the shape timed below, as the inference process does before its first frame (a GPU
+        # provider tunes itself once per input shape, which takes seconds).
+        proc.session.run(None, {spec.name: stacked[:1] if one_by_one else stacked})
         t_start = now()
         while n < frames:
             if one_by_one:

@@ -28,6 +28,19 @@ class PipelineSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_width: int = 0  # 0: the widest configured stream (set it to add larger streams later)
     max_height: int = 0
 
+    @property
+    def worker_count(self) -> int:
+        """Worker processes to start: as configured, else one per core this process may run on."""
+        return self.workers or usable_cores()
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity, which containers and taskset narrow)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
 
 class StreamConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     id: str

@@ -11,7 +11,6 @@ segment left.
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import threading
 import time
@@ -98,8 +97,7 @@ class Pipeline:
             height = max([cfg.pipeline.max_height] + [info.height for _, _, info in opened])
             self._create_ring(width, height)
             if any(stage.kind == "filters" for stage in self.stages):
-                n_workers = cfg.pipeline.workers or os.cpu_count() or 1
-                for i in range(n_workers):
+                for i in range(cfg.pipeline.worker_count):
                     self.sup.spawn("worker", i)
                 self._wait_ready("worker")
             events = self.bus.bind()
