@@ -8,9 +8,13 @@
 #
 # Environment (all optional):
 #   PYTHON=python3.12   interpreter for the venv (default: python3.12, python3.11 or python3, >= 3.11)
-#   VENV=.venv-gpu      where the venv goes (reused when it exists: a second run skips the downloads)
-#   WHEELS=/path        install offline from a folder of wheels (pip --no-index --find-links)
+#   VENV=.venv-gpu      where the venv goes (reused when it exists: a second run skips the downloads);
+#                       VENV=none installs into $PYTHON's own environment instead: use it on an image whose
+#                       Python already holds the CUDA libraries (a PyTorch cu13 image, say), offline too
+#   WHEELS=/path        install offline from a folder of wheels (pip --no-index --find-links, and the
+#                       project is built with the setuptools already installed)
 #   ORT="onnxruntime-gpu[cuda,cudnn]==1.23.2"   override the onnxruntime-gpu requirement
+#   WORKDIR=/path      where the bench writes its clips and run outputs (default: OUT_DIR/work)
 #   TRT=1               also install TensorRT's libraries and time the fixed-shape models on TensorRT
 #                       (a second, short pass; TensorRT builds an engine per input shape, which is slow)
 set -euo pipefail
@@ -32,13 +36,19 @@ say "driver supports CUDA $cuda_major"
 PY=${PYTHON:-$(command -v python3.12 || command -v python3.11 || command -v python3)}
 "$PY" -c 'import sys; assert sys.version_info >= (3, 11), sys.version' || { say "$PY is older than 3.11"; exit 1; }
 VENV=${VENV:-$PWD/.venv-gpu}
-if [ ! -x "$VENV/bin/python" ]; then
-    "$PY" -m venv "$VENV" || { say "cannot make a venv with $PY (Debian/Ubuntu: apt install python3-venv)"; exit 1; }
+if [ "$VENV" = none ]; then
+    python() { "$PY" "$@"; }
+    pipeless-orch() { "$PY" -m pipeless.orchestrator.cli "$@"; }
+else
+    if [ ! -x "$VENV/bin/python" ]; then
+        "$PY" -m venv "$VENV" || { say "cannot make a venv with $PY (Debian/Ubuntu: apt install python3-venv)"; exit 1; }
+    fi
+    . "$VENV/bin/activate"
 fi
-. "$VENV/bin/activate"
+say "python: $(python -c 'import sys; print(sys.executable, sys.version.split()[0])')"
 pip_install() {
     if [ -n "${WHEELS:-}" ]; then
-        python -m pip install -q --disable-pip-version-check --no-index --find-links "$WHEELS" "$@"
+        python -m pip install -q --disable-pip-version-check --no-index --find-links "$WHEELS" --no-build-isolation "$@"
     else
         python -m pip install -q --disable-pip-version-check "$@"
     fi
@@ -53,7 +63,13 @@ else
     TRT_LIBS="tensorrt-cu12-libs"
 fi
 say "installing $ORT and the project"
-pip_install --upgrade pip >/dev/null 2>&1 || true
+[ -n "${WHEELS:-}" ] || pip_install --upgrade pip >/dev/null 2>&1 || true
+# The CPU-only 'onnxruntime' and 'onnxruntime-gpu' install the same 'onnxruntime' package: with both present,
+# whichever was installed last wins, file by file. Keep only the GPU build.
+if python -m pip show -q onnxruntime >/dev/null 2>&1; then
+    say "removing the CPU-only onnxruntime, which shares its files with onnxruntime-gpu"
+    python -m pip uninstall -q -y onnxruntime
+fi
 pip_install "$ORT"
 pip_install "$CUBLAS" || say "could not install $CUBLAS (fine if the CUDA toolkit is installed system-wide)"
 pip_install -e .   # keeps the onnxruntime-gpu just installed (the project requires onnxruntime-gpu>=1.20)
@@ -83,11 +99,11 @@ if provider != "CUDAExecutionProvider":
 EOF
 
 say "running the quick bench on CUDA"
-pipeless-orch bench --quick --providers cuda,cpu --workdir "$OUT_DIR/work" --json "$OUT_DIR/bench-gpu.json" \
+pipeless-orch bench --quick --providers cuda,cpu --workdir "${WORKDIR:-$OUT_DIR/work}" --json "$OUT_DIR/bench-gpu.json" \
     | tee "$OUT_DIR/bench-gpu.txt"
 if [ "${TRT:-0}" = 1 ]; then
     say "TensorRT pass (fixed-shape models only; engines are built on first use)"
-    pipeless-orch bench --quick --only infer-blazeface --providers tensorrt,cuda,cpu --workdir "$OUT_DIR/work" \
+    pipeless-orch bench --quick --only infer-blazeface --providers tensorrt,cuda,cpu --workdir "${WORKDIR:-$OUT_DIR/work}" \
         --json "$OUT_DIR/bench-gpu-trt.json" | tee "$OUT_DIR/bench-gpu-trt.txt" || say "TensorRT pass failed"
 fi
 say "done; figures in $OUT_DIR/bench-gpu.json, table in $OUT_DIR/bench-gpu.txt"
