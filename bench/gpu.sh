@@ -14,7 +14,8 @@
 #   WHEELS=/path        install offline from a folder of wheels (pip --no-index --find-links, and the
 #                       project is built with the setuptools already installed)
 #   ORT="onnxruntime-gpu[cuda,cudnn]==1.23.2"   override the onnxruntime-gpu requirement
-#   WORKDIR=/path      where the bench writes its clips and run outputs (default: OUT_DIR/work)
+#   WORKDIR=/path       where the bench writes its clips and run outputs (default: OUT_DIR/work)
+#   ONLY="infer demo"   run only the workloads whose names start with these words (bench --only)
 #   TRT=1               also install TensorRT's libraries and time the fixed-shape models on TensorRT
 #                       (a second, short pass; TensorRT builds an engine per input shape, which is slow)
 set -euo pipefail
@@ -99,7 +100,9 @@ if provider != "CUDAExecutionProvider":
 EOF
 
 say "running the quick bench on CUDA"
-pipeless-orch bench --quick --providers cuda,cpu --workdir "${WORKDIR:-$OUT_DIR/work}" --json "$OUT_DIR/bench-gpu.json" \
+only=()
+for word in ${ONLY:-}; do only+=(--only "$word"); done
+pipeless-orch bench --quick "${only[@]}" --providers cuda,cpu --workdir "${WORKDIR:-$OUT_DIR/work}" --json "$OUT_DIR/bench-gpu.json" \
     | tee "$OUT_DIR/bench-gpu.txt"
 if [ "${TRT:-0}" = 1 ]; then
     say "TensorRT pass (fixed-shape models only; engines are built on first use)"

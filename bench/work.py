@@ -68,7 +68,7 @@ class Work:
 
 
 def to_config(work: Work, clip: str, workdir: str, *, workers: int, batch_size: int = 1,
-              providers: list[str] | None = None, slots: int = 16, tag: str = "run") -> PipelineConfig:
+              providers: list[str] | None = None, slots: int = 0, tag: str = "run") -> PipelineConfig:
     """The pipeline.toml for `work` on `clip`, written to workdir and loaded (validated) like a user's."""
     doc: dict[str, Any] = {
         "pipeline": {"workers": workers, "slots": slots},

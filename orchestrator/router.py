@@ -20,6 +20,7 @@ from typing import Any, Callable
 import zmq
 
 from pipeless.orchestrator.children import Child, Supervisor
+from pipeless.orchestrator.config import TASKS_PER_WORKER
 from pipeless.orchestrator.decoder import Decoder, ReadyQueue
 from pipeless.orchestrator.events import EventBus, decode_event
 from pipeless.orchestrator.outputs import ResultSink, VideoOutput
@@ -34,7 +35,7 @@ from pipeless.shm.allocator import SlotAllocator
 
 log = logging.getLogger("pipeless")
 
-CREDIT = 2  # tasks a worker may hold at once
+CREDIT = TASKS_PER_WORKER  # tasks a worker may hold at once
 MAX_ATTEMPTS = 2  # a frame that killed this many children skips the stage (recorded as a crash)
 SUPERVISE_EVERY_S = 0.2
 

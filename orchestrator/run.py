@@ -20,7 +20,7 @@ from typing import Callable
 import zmq
 
 from pipeless.orchestrator.children import CrashLoop, Supervisor
-from pipeless.orchestrator.config import PipelineConfig, StreamConfig
+from pipeless.orchestrator.config import PipelineConfig, StreamConfig, frames_in_flight, ring_slots
 from pipeless.orchestrator.decoder import Decoder, ReadyQueue
 from pipeless.orchestrator.events import EventBus
 from pipeless.orchestrator.outputs import ResultSink, VideoOutput
@@ -134,7 +134,12 @@ class Pipeline:
     def _create_ring(self, width: int, height: int) -> None:
         assert self.sup is not None
         tensor_bytes = self.sup.model_input.nbytes if self.sup.model_input else 0
-        self.ring = FrameRing.create(self.cfg.pipeline.slots, width * height * 3, tensor_bytes)
+        slots = ring_slots(self.cfg)
+        need = frames_in_flight(self.cfg)
+        if slots < need:
+            log.warning("pipeline.slots = %d holds fewer frames than the workers and batches keep in flight (%d): "
+                        "throughput is capped by the ring; leave it unset to size it automatically", slots, need)
+        self.ring = FrameRing.create(slots, width * height * 3, tensor_bytes)
         self.sup.ring = self.ring.layout
         self.allocator = SlotAllocator(self.ring)
         for child in self.sup.of_role("inference"):

@@ -40,6 +40,7 @@ class LivePipeline:
 
     def __init__(self, config: Path, url: str) -> None:
         self.url = url
+        self.config = config
         self.proc = subprocess.Popen([sys.executable, "-m", "pipeless.orchestrator.cli", "-c", str(config)],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 60

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeless.orchestrator.config import ConfigError, load
+from pipeless.orchestrator.config import ConfigError, frames_in_flight, load, ring_slots
 from pipeless.orchestrator.stages import plan_stages
 from tests.conftest import SAMPLE, MODELS, run_cli
 
@@ -25,7 +25,7 @@ file = "out/results.jsonl"
 
 def test_good_config_resolves_paths_relative_to_the_file(write_config, tmp_path):
     cfg = load(write_config(GOOD))
-    assert cfg.pipeline.workers == 2 and cfg.pipeline.slots == 16
+    assert cfg.pipeline.workers == 2 and cfg.pipeline.slots == 0
     assert cfg.streams[0].output == str(tmp_path / "out" / "cam.mp4")
     assert cfg.results.file == str(tmp_path / "out" / "results.jsonl")
     assert cfg.inference.batch_size == 8
@@ -90,3 +90,15 @@ function = "x:y"
         ("post.0", ("tracker",), True, False),
         ("post.1", ("draw",), False, False),
     ]
+
+
+def test_ring_holds_what_workers_and_batches_keep_in_flight(write_config):
+    cfg = load(write_config(GOOD))  # 2 workers, batches of 8 (the default), one stream
+    assert cfg.inference.batch_size == 8
+    assert frames_in_flight(cfg) == 2 * 2 + 3 * 8 + 2 * 1
+    assert ring_slots(cfg) == 30
+    tiny = load(write_config(GOOD.replace("workers = 2", "workers = 1").replace('adapter = "blazeface"',
+                                                                               'adapter = "blazeface"\nbatch_size = 1')))
+    assert ring_slots(tiny) == 16  # never fewer than 16
+    fixed = load(write_config(GOOD.replace("workers = 2", "workers = 2\nslots = 6")))
+    assert ring_slots(fixed) == 6  # an explicit size is kept (a warning at start says it caps throughput)

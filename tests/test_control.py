@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from pipeless.orchestrator.config import load, ring_slots
 from tests.conftest import MODELS, SAMPLE, leftovers
 from tests.live import LivePipeline, free_port, http, read_jsonl, scrape, wait_for
 
@@ -96,8 +97,9 @@ def test_metrics_are_present_and_move(live):
     assert second[out] > first[out] > 0
     assert second['pipeless_stage_seconds_count{stage="infer"}'] > first['pipeless_stage_seconds_count{stage="infer"}']
     assert second['pipeless_inference_batch_size_count'] > 0
-    assert second["pipeless_slots_total"] == 16
-    assert 0 <= second["pipeless_slots_in_use"] <= 16
+    slots = ring_slots(load(pipeline.config))  # sized for 2 workers, batches of 8, one stream
+    assert second["pipeless_slots_total"] == slots == 2 * 2 + 3 * 8 + 2
+    assert 0 <= second["pipeless_slots_in_use"] <= slots
     assert second['pipeless_stream_fps{stream="a"}'] > 0
     for name in ("orchestrator", "worker 0", "worker 1", "inference"):
         assert second[f'pipeless_process_rss_bytes{{process="{name}"}}'] > 1e6

@@ -99,7 +99,7 @@ function = "{FILTERS}:always_fails"
 
 def test_unloadable_filter_is_one_line(tmp_path):
     filters = '[[filters]]\nname = "nope"\nfunction = "no.such.module:fn"\n'
-    proc = run_cli("-c", config(tmp_path, filters))
+    proc = run_cli("-c", config(tmp_path, filters, slots=16))
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines() == [

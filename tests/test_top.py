@@ -22,6 +22,7 @@ from rich.console import Console
 
 from pipeless.orchestrator import top
 from pipeless.orchestrator.metrics import METRICS_TOPIC, MetricsSnapshot, decode_snapshot
+from pipeless.orchestrator.config import load, ring_slots
 from tests.conftest import MODELS, ROOT, SAMPLE, TEST_FILTERS, leftovers
 from tests.live import LivePipeline, free_port, wait_for
 
@@ -142,7 +143,7 @@ def test_render_a_real_snapshot_with_a_recording_console(live):
     assert pids["orchestrator"] == live.proc.pid
     assert len(set(pids.values())) == 4 and all(p.rss_bytes > 10 * 2**20 for p in snap.processes)
     assert snap.filter_errors["broken/error"] >= snap.streams[0].frames > 50
-    assert snap.slots_total == 16
+    assert snap.slots_total == ring_slots(load(live.config)) == 2 * 2 + 3 * 8 + 2
 
     console = Console(record=True, file=io.StringIO(), width=120)
     console.print(top.render(snap, live.metrics))
