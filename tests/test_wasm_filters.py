@@ -74,6 +74,26 @@ def test_face_tracker_keeps_state_and_emits_enter_and_leave(lang, clip):
     assert outs[10]["tracks"][0]["box"] == pytest.approx([50.0, 22.5, 120.7, 110.2], abs=1e-3)  # i=10: dx = 0
 
 
+@pytest.mark.parametrize("lang", LANGS)
+def test_face_tracker_keeps_each_streams_tracks_apart(lang, clip):
+    """Two streams through one instance (stateful filters run once, in worker 0): each keeps its own
+    tracks and its own frame count. Stream "door" sees the face only in its first 3 frames, stream
+    "cam" sees it throughout; "door" must lose its track while "cam" keeps its."""
+    flt = build_filter(config("tracker", component(lang, "face_tracker"), stateful=True, config={"label": "face"}))
+    events: dict[str, list] = {"cam": [], "door": []}
+    tracks: dict[str, list] = {"cam": [], "door": []}
+    for i, img in enumerate(clip[:15]):
+        for stream in ("cam", "door"):
+            dets = detections(i) if stream == "cam" or i < 3 else []
+            out = flt.process(Frame(img.copy(), stream, i, i / 30, detections=dets))
+            events[stream] += [(out["frame"], e["event"], e["id"]) for e in out["events"]]
+            tracks[stream].append([t["id"] for t in out["tracks"]])
+    assert events["cam"] == [(0, "enter", 1)]
+    assert events["door"] == [(0, "enter", 2), (8, "leave", 2)]  # last seen at 2, gone after 5 missing
+    assert all(ids == [1] for ids in tracks["cam"])  # the other stream's face never shows here
+    assert tracks["door"][:8] == [[2]] * 8 and tracks["door"][8:] == [[]] * 7
+
+
 def test_face_tracker_outputs_are_identical_across_languages(clip):
     outs = {}
     for lang in LANGS:

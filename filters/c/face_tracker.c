@@ -8,6 +8,7 @@
  * more than max_missing frames closes (event "leave"). Arithmetic in double.
  * Output: {"frame":N,"events":[{"event":"enter","id":1},...],"tracks":[{"id":1,"box":[x1,y1,x2,y2]}]}
  * config: min_iou (0.3), max_missing (5), label (only this label; default all).
+ * Each stream has its own tracks (frame indices count per stream); ids are unique across streams.
  */
 #include "pipeless.h"
 
@@ -15,6 +16,7 @@
 
 typedef struct {
     int32_t id;
+    uint64_t stream; /* FNV-1a hash of the stream id */
     double x1, y1, x2, y2;
     uint64_t last_seen;
     bool live;
@@ -59,6 +61,12 @@ int pl_init(pl_str cfg, pl_str *error) {
     return 0;
 }
 
+static uint64_t fnv1a(pl_str s) {
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < s.len; i++) h = (h ^ (uint8_t)s.ptr[i]) * 1099511628211ULL;
+    return h;
+}
+
 static double iou(const track *t, const pl_box *b) {
     double ix1 = t->x1 > b->x1 ? t->x1 : b->x1, iy1 = t->y1 > b->y1 ? t->y1 : b->y1;
     double ix2 = t->x2 < b->x2 ? t->x2 : b->x2, iy2 = t->y2 < b->y2 ? t->y2 : b->y2;
@@ -89,6 +97,9 @@ static void event(pl_json *j, bool *first, const char *what, int32_t id) {
 
 int pl_process(pl_frame frame, pl_str *error) {
     uint64_t now = pl_frame_index(frame);
+    pl_str sid;
+    pl_frame_stream_id(frame, &sid);
+    uint64_t stream = fnv1a(sid);
     pl_detections dets = pl_get_detections(frame);
     bool used[MAX_TRACKS] = {0};
     pl_json j;
@@ -104,7 +115,7 @@ int pl_process(pl_frame frame, pl_str *error) {
         int best = -1;
         double best_iou = 0;
         for (int t = 0; t < MAX_TRACKS; t++) {
-            if (!tracks[t].live || used[t]) continue;
+            if (!tracks[t].live || used[t] || tracks[t].stream != stream) continue;
             double v = iou(&tracks[t], b);
             if (v >= min_iou && (best < 0 || v > best_iou || (v == best_iou && tracks[t].id < tracks[best].id))) {
                 best = t;
@@ -120,6 +131,7 @@ int pl_process(pl_frame frame, pl_str *error) {
                 return PL_FAILED;
             }
             tracks[best].live = true;
+            tracks[best].stream = stream;
             tracks[best].id = next_id++;
             event(&j, &first, "enter", tracks[best].id);
         }
@@ -134,7 +146,8 @@ int pl_process(pl_frame frame, pl_str *error) {
     for (int32_t last = 0;;) {
         int pick = -1;
         for (int t = 0; t < MAX_TRACKS; t++)
-            if (tracks[t].live && !used[t] && now > tracks[t].last_seen + max_missing && tracks[t].id > last &&
+            if (tracks[t].live && tracks[t].stream == stream && !used[t] && now > tracks[t].last_seen + max_missing &&
+                tracks[t].id > last &&
                 (pick < 0 || tracks[t].id < tracks[pick].id))
                 pick = t;
         if (pick < 0) break;
@@ -149,7 +162,9 @@ int pl_process(pl_frame frame, pl_str *error) {
     for (;;) {
         int pick = -1;
         for (int t = 0; t < MAX_TRACKS; t++)
-            if (tracks[t].live && tracks[t].id > last && (pick < 0 || tracks[t].id < tracks[pick].id)) pick = t;
+            if (tracks[t].live && tracks[t].stream == stream && tracks[t].id > last &&
+                (pick < 0 || tracks[t].id < tracks[pick].id))
+                pick = t;
         if (pick < 0) break;
         last = tracks[pick].id;
         if (!first) pl_json_raw(&j, ",");

@@ -4,11 +4,13 @@
 //! (ties: the lower id); unmatched -> new track ("enter"); a track unseen for
 //! more than max_missing frames closes ("leave"). Arithmetic in f64.
 //! config: min_iou (0.3), max_missing (5), label (only this label; default all).
+//! Each stream has its own tracks (frame indices count per stream); ids are unique across streams.
 mod pipeless;
 use pipeless::{json_num, BoxF, FilterError, Frame};
 
 struct Track {
     id: i32,
+    stream: String,
     b: [f64; 4],
     last_seen: u64,
 }
@@ -54,6 +56,7 @@ fn iou(t: &[f64; 4], b: &BoxF) -> f64 {
 fn process(frame: &Frame) -> Result<(), FilterError> {
     let st = unsafe { STATE.as_mut() }.ok_or_else(|| FilterError::Fatal("not initialised".into()))?;
     let now = frame.index();
+    let stream = frame.stream_id();
     let dets = pipeless::get_detections(frame);
     let mut used = vec![false; st.tracks.len()];
     let mut events: Vec<String> = Vec::new();
@@ -66,7 +69,7 @@ fn process(frame: &Frame) -> Result<(), FilterError> {
         let mut best: Option<usize> = None;
         let mut best_iou = 0.0;
         for (i, t) in st.tracks.iter().enumerate() {
-            if used[i] {
+            if used[i] || t.stream != stream {
                 continue;
             }
             let v = iou(&t.b, &d.bbox);
@@ -85,7 +88,7 @@ fn process(frame: &Frame) -> Result<(), FilterError> {
                 if st.tracks.len() >= 64 {
                     return Err(FilterError::Failed("more than 64 live tracks".into()));
                 }
-                st.tracks.push(Track { id: st.next_id, b: [0.0; 4], last_seen: now });
+                st.tracks.push(Track { id: st.next_id, stream: stream.clone(), b: [0.0; 4], last_seen: now });
                 used.push(false);
                 st.next_id += 1;
                 events.push(format!("{{\"event\":\"enter\",\"id\":{}}}", st.next_id - 1));
@@ -100,7 +103,7 @@ fn process(frame: &Frame) -> Result<(), FilterError> {
     let max_missing = st.max_missing;
     let mut keep = Vec::new();
     for (i, t) in st.tracks.drain(..).enumerate() {
-        if !used[i] && now > t.last_seen + max_missing {
+        if t.stream == stream && !used[i] && now > t.last_seen + max_missing {
             events.push(format!("{{\"event\":\"leave\",\"id\":{}}}", t.id));
         } else {
             keep.push(t);
@@ -111,6 +114,7 @@ fn process(frame: &Frame) -> Result<(), FilterError> {
     let tracks: Vec<String> = st
         .tracks
         .iter()
+        .filter(|t| t.stream == stream)
         .map(|t| {
             format!("{{\"id\":{},\"box\":[{},{},{},{}]}}", t.id, json_num(t.b[0]), json_num(t.b[1]), json_num(t.b[2]), json_num(t.b[3]))
         })
