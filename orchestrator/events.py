@@ -8,6 +8,7 @@ then wakes on events in the same poll as worker replies, with no timers.
 from __future__ import annotations
 
 import threading
+import time
 
 import msgspec
 import zmq
@@ -31,6 +32,7 @@ class EventBus:
         self._local = threading.local()
         self._sockets: list[zmq.Socket] = []
         self._lock = threading.Lock()
+        self._closed = False
 
     def bind(self) -> zmq.Socket:
         sock = self.ctx.socket(zmq.PULL)
@@ -40,18 +42,35 @@ class EventBus:
         return sock
 
     def emit(self, kind: str, stream: int, index: int) -> None:
-        sock = getattr(self._local, "sock", None)
-        if sock is None:
-            sock = self.ctx.socket(zmq.PUSH)
-            sock.setsockopt(zmq.LINGER, 0)
-            sock.connect(EVENTS_ENDPOINT)
-            self._local.sock = sock
+        """Send one event from this thread. After close() it does nothing: a decoder still blocked in a
+        camera read when the pipeline shuts down wakes up later and must not trip over a closed socket.
+
+        The lock keeps close() (on the main thread) from closing a socket while its own thread sends on
+        it, which ZeroMQ does not allow. Sends never block while holding it: with the router gone the
+        queue could fill and close() would wait forever.
+        """
+        payload = _encode(Event(kind, stream, index))
+        while True:
             with self._lock:
-                self._sockets.append(sock)
-        sock.send(_encode(Event(kind, stream, index)))
+                if self._closed:
+                    return
+                sock = getattr(self._local, "sock", None)
+                if sock is None:
+                    sock = self.ctx.socket(zmq.PUSH)
+                    sock.setsockopt(zmq.LINGER, 0)
+                    sock.connect(EVENTS_ENDPOINT)
+                    self._local.sock = sock
+                    self._sockets.append(sock)
+                try:
+                    sock.send(payload, zmq.NOBLOCK)
+                    return
+                except zmq.Again:
+                    pass  # the router is behind (or gone): wait outside the lock
+            time.sleep(0.001)
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             for sock in self._sockets:
                 sock.close(linger=0)
             self._sockets.clear()
