@@ -218,6 +218,7 @@ class Router:
                 self.stats.batch(msg.batch_id, msg.batch_size, self.streams[ticket.stream].id)
                 if msg.error:
                     ticket.failures.append(m.FilterFailure("inference", "error", msg.error))
+                    self.stats.failure("inference", "error")
                 ticket.detections = list(msg.detections)
                 if msg.raw:
                     ticket.data["inference"] = msg.raw
@@ -356,13 +357,19 @@ class Router:
         for child in self.sup.reap_dead():
             orphans = list(child.inflight.values())
             child.inflight.clear()
+            # A worker runs its tasks one at a time, in the order sent: the oldest was running when it died,
+            # the others only waited behind it and must not be blamed (they would lose their stage to a
+            # poison frame sharing their worker). The inference process runs a whole batch at once.
+            suspects = orphans if child.role == "inference" else orphans[:1]
             for ticket in reversed(orphans):
-                key = (ticket.handle.slot, ticket.handle.generation, ticket.stage)
-                self.attempts[key[:2]] = self.attempts.get(key[:2], 0) + 1
-                if self.attempts[key[:2]] >= MAX_ATTEMPTS:
+                key = (ticket.handle.slot, ticket.handle.generation)
+                if any(ticket is t for t in suspects):
+                    self.attempts[key] = self.attempts.get(key, 0) + 1
+                if self.attempts.get(key, 0) >= MAX_ATTEMPTS:
                     ticket.failures.append(m.FilterFailure(
                         self.stages[ticket.stage].name, "crash",
                         f"{child.label} died {MAX_ATTEMPTS} times on this frame; stage skipped"))
+                    self.stats.failure(self.stages[ticket.stage].name, "crash")
                     self._advance(ticket)
                 elif self.stages[ticket.stage].kind == "infer":
                     self.infer_backlog.appendleft(ticket)

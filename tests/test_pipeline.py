@@ -7,11 +7,15 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import psutil
 import pytest
 
+from pipeless.orchestrator.config import load
+from pipeless.orchestrator.run import run_pipeline
+from pipeless.orchestrator.stats import Stats
 from tests.conftest import SAMPLE, TEST_FILTERS, leftovers, run_cli, shm_segments, video_frames
 from tests.filters.testing_filters import read_index
 
@@ -79,6 +83,28 @@ config = {{ marker = "{marker}", at = 40 }}
     results = read_results(tmp_path / "out/r.jsonl")
     assert [r["frame"] for r in results] == list(range(120))
     assert read_video_indices(tmp_path / "out/s0.mp4") == list(range(120))
+
+
+def test_a_poison_frame_skips_its_stage_is_reported_and_counted(tmp_path):
+    """A frame that kills every worker it reaches (no model: filters run in post.0): after two deaths its
+    stage is skipped, the frame
+    frame still comes out (with a `crash` error), every other frame is processed, and the failure counts."""
+    filters = stamp() + f"""
+[[filters]]
+name = "poison"
+function = "{FILTERS}:crash_always"
+config = {{ at = 30 }}
+"""
+    stats = Stats()
+    summary = run_pipeline(load(config(tmp_path, filters, slots=16)), threading.Event(), stats)
+    assert summary.completed
+    results = read_results(tmp_path / "out/r.jsonl")
+    assert [r["frame"] for r in results] == list(range(120))
+    poisoned = results[30]
+    assert [(e["filter"], e["kind"]) for e in poisoned["errors"]] == [("post.0", "crash")]
+    assert "died 2 times on this frame" in poisoned["errors"][0]["message"]
+    assert all("errors" not in r and "stamp" in r["data"] for r in results if r["frame"] != 30)
+    assert dict(stats.filter_errors) == {("post.0", "crash"): 1}
 
 
 def test_a_failing_filter_is_reported_per_frame_and_the_run_goes_on(tmp_path):

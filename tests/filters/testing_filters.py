@@ -41,6 +41,13 @@ def crash_once(frame, config):
     return None
 
 
+def crash_always(frame, config):
+    """Kill the worker process every time it sees frame `at` (a poison frame)."""
+    if frame.index == config["at"]:
+        os._exit(3)
+    return None
+
+
 def slow(frame, config):
     time.sleep(config.get("ms", 20) / 1000.0)
     return None
