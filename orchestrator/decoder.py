@@ -81,6 +81,7 @@ class Decoder(threading.Thread):
         self.error = ""
         self._started_at = time.monotonic()
         self._index = 0
+        self._connected_at = 0  # the frame index this connection started at
 
     @property
     def stopping(self) -> bool:
@@ -138,7 +139,13 @@ class Decoder(threading.Thread):
         return "stopped"
 
     def _failure(self) -> str:
-        return "error" if self.info.live else "eos"
+        """Why reading stopped. A file ends. A live source fails, unless it announced its length and
+        delivered it: a file served over HTTP reached its end, which is no outage to warn about or to
+        count missed frames for (1 frame of slack: container frame counts can be off by one)."""
+        if not self.info.live:
+            return "eos"
+        delivered = self._index - self._connected_at
+        return "eos" if self.info.announced > 0 and delivered >= self.info.announced - 1 else "error"
 
     def _drop(self, index: int) -> None:
         self.dropped += 1
@@ -201,6 +208,7 @@ class Decoder(threading.Thread):
             self.cap, self.info = cap, info
             self.connected = True
             self.reconnects += 1
+            self._connected_at = self._index
             if reason != "eos":
                 down = time.monotonic() - lost_at
                 log.warning("pipeless: stream %s reconnected after %d tries (%.1f s)", self.cfg.id, tries, down)

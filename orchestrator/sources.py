@@ -25,6 +25,7 @@ class SourceInfo:
     fps: float
     frames: int  # 0 when unknown (live sources)
     live: bool
+    announced: int = 0  # the length the source announces, live ones too (a file served over HTTP); 0: none
 
 
 def open_capture(source: str) -> cv2.VideoCapture:
@@ -59,5 +60,5 @@ def probe(cap: cv2.VideoCapture, source: str) -> SourceInfo:
     if not 0.5 < fps < 1000:
         fps = 25.0
     live = is_live(source)
-    frames = 0 if live else max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT)))
-    return SourceInfo(width, height, fps, frames, live)
+    announced = max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
+    return SourceInfo(width, height, fps, 0 if live else announced, live, announced)

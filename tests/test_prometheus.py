@@ -178,6 +178,8 @@ http = "127.0.0.1:{control}"
     log = (tmp_path / "pipeline.log").read_text()
     assert pipeline.returncode == 130, log[-3000:]
     assert "Traceback" not in log
+    # The HTTP clip ends and starts again: an end, said once, not an outage at every loop.
+    assert log.count("stream door reached its end") == 1 and "door lost its source" not in log, log[-3000:]
     assert leftovers(pipeline.pid) == []
 
 
