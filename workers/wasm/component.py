@@ -25,7 +25,7 @@ from pipeless.workers.frame import Frame
 from pipeless.workers.wasm import calls, capi, engine, limits, memory, ops, schema, vals
 from pipeless.workers.wasm.calls import CallContext
 from pipeless.workers.wasm.ops import HostCallError
-from pipeless.workers.wasm.rebuilding import RebuildingFilter
+from pipeless.workers.wasm.rebuilding import RebuildingFilter, last_line
 
 FRAME_RESOURCE_ID = 0x5049_4652  # "PIFR": the host resource type of `frame`
 FRAME_REP = 1
@@ -210,7 +210,7 @@ class ComponentInstance:
         try:
             self.instance = lk.instantiate(self.store, compiled.code)
         except WasmtimeError as exc:
-            raise FilterLoadError(f"cannot instantiate {cfg.path}: {_first_line(str(exc))}") from None
+            raise FilterLoadError(f"cannot instantiate {cfg.path}: {last_line(str(exc))}") from None
         finally:
             memory.enter(prev)
         self._ctx_ptr = capi.addr_of(self.store._context())
@@ -255,7 +255,7 @@ class ComponentInstance:
         err = capi.func_post_return(ctypes.addressof(func._func), self._ctx_ptr)
         if err:
             self.dead = True
-            raise FilterError(f"post-return failed: {_first_line(capi.take_error(err))}", "trap")
+            raise FilterError(f"post-return failed: {last_line(capi.take_error(err))}", "trap")
 
     def _memory_hit(self) -> bool:
         return self.account.denied
@@ -310,10 +310,6 @@ def _release(addr: int) -> None:
     ctypes.memmove(addr, _ZERO_VAL, capi.VAL_SIZE)
 
 
-def _first_line(msg: str) -> str:
-    lines = [ln.strip() for ln in msg.strip().splitlines() if ln.strip()]
-    return lines[-1] if lines else msg
-
 
 class WasmComponentFilter(RebuildingFilter):
     """Filter protocol over a component; a failed instance is rebuilt for the next frame."""
@@ -321,7 +317,6 @@ class WasmComponentFilter(RebuildingFilter):
     kind = "component"
     noun = "component"
     init_label = "init"
-    describe = staticmethod(_first_line)
 
     def new_instance(self) -> ComponentInstance:
         return ComponentInstance(self.cfg, self.compiled)

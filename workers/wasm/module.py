@@ -26,7 +26,7 @@ from pipeless.workers.wasm import calls, engine, limits, memory, ops
 from pipeless.workers.wasm.calls import CallContext
 from pipeless.workers.wasm.component import wasi_config
 from pipeless.workers.wasm.ops import HostCallError
-from pipeless.workers.wasm.rebuilding import RebuildingFilter
+from pipeless.workers.wasm.rebuilding import RebuildingFilter, last_line
 
 MODULE = "pipeless"
 I32, I64, F64 = ValType.i32(), ValType.i64(), ValType.f64()
@@ -257,7 +257,7 @@ class ModuleInstance:
         try:
             self.instance = linker(wasi is not None).instantiate(self.store, compiled.code)
         except WasmtimeError as exc:
-            raise FilterLoadError(f"cannot instantiate {cfg.path}: {_last_line(str(exc))}") from None
+            raise FilterLoadError(f"cannot instantiate {cfg.path}: {last_line(str(exc))}") from None
         finally:
             memory.enter(prev)
         exports = self.instance.exports(self.store)
@@ -315,10 +315,6 @@ class ModuleInstance:
         raise FilterError(f"failed: {msg}", "error")
 
 
-def _last_line(msg: str) -> str:
-    lines = [ln.strip() for ln in msg.strip().splitlines() if ln.strip()]
-    return lines[-1] if lines else msg
-
 
 class WasmModuleFilter(RebuildingFilter):
     """Filter protocol over a core module; a failed instance is rebuilt for the next frame."""
@@ -326,7 +322,6 @@ class WasmModuleFilter(RebuildingFilter):
     kind = "module"
     noun = "core module"
     init_label = "pl_init"
-    describe = staticmethod(_last_line)
 
     def new_instance(self) -> ModuleInstance:
         return ModuleInstance(self.cfg, self.compiled)

@@ -27,6 +27,12 @@ class Instance(Protocol):
     def close(self) -> None: ...
 
 
+def last_line(message: str) -> str:
+    """The last non-empty line of a wasmtime error: its backtrace comes first, the cause last."""
+    lines = [ln.strip() for ln in message.strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else message
+
+
 class RebuildingFilter:
     """The Filter protocol over one instance at a time; subclasses say how to make one."""
 
@@ -53,7 +59,7 @@ class RebuildingFilter:
     @staticmethod
     def describe(message: str) -> str:
         """The useful line of a wasmtime error message."""
-        return message
+        return last_line(message)
 
     def _build(self) -> Instance:
         inst = self.new_instance()
