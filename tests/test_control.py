@@ -7,38 +7,18 @@ import time
 import pytest
 
 from pipeless.orchestrator.config import load, ring_slots
-from tests.conftest import MODELS, SAMPLE, leftovers
-from tests.live import LivePipeline, free_port, http, read_jsonl, scrape, wait_for
+from tests.conftest import SAMPLE
+from tests.live import LivePipeline, free_port, http, live_config, looping, read_jsonl, scrape, wait_for
 
 
 @pytest.fixture
 def live(tmp_path):
     port = free_port()
-    cfg = tmp_path / "p.toml"
-    cfg.write_text(f"""
-[pipeline]
-workers = 2
-[[streams]]
-id = "a"
-input = "{SAMPLE}"
-restart = "on-eos"
-[inference]
-model = "{MODELS / 'blazeface-front-128.onnx'}"
-adapter = "blazeface"
-[[filters]]
-name = "boxes"
-function = "pipeless.filters.python.draw_detections:draw_detections"
-[results]
-file = "out/r.jsonl"
-[control]
-http = "127.0.0.1:{port}"
-""")
+    boxes = '[[filters]]\nname = "boxes"\nfunction = "pipeless.filters.python.draw_detections:draw_detections"\n'
+    cfg = live_config(tmp_path, port, streams=looping("a"), sections=boxes + '[results]\nfile = "out/r.jsonl"\n')
     pipeline = LivePipeline(cfg, f"http://127.0.0.1:{port}")
     yield pipeline, tmp_path / "out" / "r.jsonl"
-    stderr = pipeline.stop()
-    assert pipeline.proc.returncode == 130, stderr
-    assert "Traceback" not in stderr
-    assert not leftovers(pipeline.proc.pid)
+    pipeline.stop_cleanly()
 
 
 def frames(results, stream):

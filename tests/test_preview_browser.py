@@ -19,8 +19,8 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.conftest import MODELS, SAMPLE, leftovers
-from tests.live import LivePipeline, free_port
+from tests.conftest import SAMPLE
+from tests.live import LivePipeline, free_port, live_config
 
 CHROMIUM = next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser")) if p), None)
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary (Debian: apt install chromium)")
@@ -31,32 +31,16 @@ W, H = 176, 144  # samples/carphone.mp4
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("preview")
     port = free_port()
-    cfg = tmp / "p.toml"
-    cfg.write_text(f"""
-[pipeline]
-workers = 2
-[[streams]]
-id = "cam"
-input = "{SAMPLE}"
-restart = "on-eos"
-[inference]
-model = "{MODELS / 'blazeface-front-128.onnx'}"
-adapter = "blazeface"
-[[filters]]
+    boxes = f"""[[filters]]
 name = "boxes"
 function = "pipeless.filters.python.draw_detections:draw_detections"
 config = {{ color = {list(MAGENTA)}, thickness = 2 }}
-[control]
-http = "127.0.0.1:{port}"
-""")
-    pipeline = LivePipeline(cfg, f"http://127.0.0.1:{port}")
+"""
+    pipeline = LivePipeline(live_config(tmp_path_factory.mktemp("preview"), port, sections=boxes),
+                            f"http://127.0.0.1:{port}")
     yield pipeline
-    stderr = pipeline.stop()
-    assert pipeline.proc.returncode == 130, stderr
-    assert "Traceback" not in stderr
-    assert leftovers(pipeline.proc.pid) == []
+    pipeline.stop_cleanly()
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from tests.conftest import MODELS, SAMPLE, leftovers
-from tests.live import LivePipeline, free_port, http, wait_for
+from tests.conftest import SAMPLE
+from tests.live import LivePipeline, free_port, http, live_config, wait_for
 
 TOKEN = "s3cret-t0ken"
 
@@ -20,47 +20,11 @@ TOKEN = "s3cret-t0ken"
 def live(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("streams")
     port = free_port()
-    cfg = tmp / "p.toml"
-    cfg.write_text(f"""
-[pipeline]
-workers = 1
-[[streams]]
-id = "cam"
-input = "{SAMPLE}"
-restart = "on-eos"
-[inference]
-model = "{MODELS / 'blazeface-front-128.onnx'}"
-adapter = "blazeface"
-[control]
-http = "127.0.0.1:{port}"
-token = "{TOKEN}"
-""")
-    url = f"http://127.0.0.1:{port}"
-    # LivePipeline waits for /health with the token given as a query parameter
-    pipeline = LivePipeline.__new__(LivePipeline)
-    pipeline.url = url
-    pipeline.proc = subprocess.Popen([sys.executable, "-m", "pipeless.orchestrator.cli", "-c", str(cfg)],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-    def up():
-        if pipeline.proc.poll() is not None:
-            raise AssertionError(f"pipeline exited: {pipeline.proc.stderr.read()}")
-        try:
-            return http("GET", f"{url}/health?token={TOKEN}", timeout=1)[0] == 200
-        except OSError:
-            return False
-
-    try:
-        wait_for(up, 60, "the control API")
-    except BaseException:
-        pipeline.stop()
-        raise
+    cfg = live_config(tmp, port, workers=1, control=f'token = "{TOKEN}"')
+    pipeline = LivePipeline(cfg, f"http://127.0.0.1:{port}", token=TOKEN)
     pipeline.tmp = tmp
     yield pipeline
-    stderr = pipeline.stop()
-    assert pipeline.proc.returncode == 130, stderr
-    assert "Traceback" not in stderr
-    assert leftovers(pipeline.proc.pid) == []
+    pipeline.stop_cleanly()
 
 
 def streams(*args: str, token: str | None = TOKEN, cwd=None) -> subprocess.CompletedProcess:

@@ -23,8 +23,8 @@ from rich.console import Console
 from pipeless.orchestrator import top
 from pipeless.orchestrator.metrics import METRICS_TOPIC, MetricsSnapshot, decode_snapshot
 from pipeless.orchestrator.config import load, ring_slots
-from tests.conftest import MODELS, ROOT, SAMPLE, TEST_FILTERS, leftovers
-from tests.live import LivePipeline, free_port, wait_for
+from tests.conftest import ROOT, TEST_FILTERS
+from tests.live import LivePipeline, free_port, live_config, wait_for
 
 PROCESSES = ("orchestrator", "inference", "worker 0", "worker 1")
 
@@ -32,20 +32,8 @@ PROCESSES = ("orchestrator", "inference", "worker 0", "worker 1")
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
     """One looping stream `cam` with a filter that always fails, metrics every 0.5 s, control API on."""
-    tmp = tmp_path_factory.mktemp("top")
     mport, cport = free_port(), free_port()
-    cfg = tmp / "p.toml"
-    cfg.write_text(f"""
-[pipeline]
-workers = 2
-[[streams]]
-id = "cam"
-input = "{SAMPLE}"
-restart = "on-eos"
-[inference]
-model = "{MODELS / 'blazeface-front-128.onnx'}"
-adapter = "blazeface"
-[[filters]]
+    sections = f"""[[filters]]
 name = "broken"
 function = "{TEST_FILTERS / 'testing_filters.py'}:always_fails"
 [[filters]]
@@ -54,16 +42,12 @@ function = "pipeless.filters.python.draw_detections:draw_detections"
 [metrics]
 publish = "tcp://127.0.0.1:{mport}"
 interval_s = 0.5
-[control]
-http = "127.0.0.1:{cport}"
-""")
-    pipeline = LivePipeline(cfg, f"http://127.0.0.1:{cport}")
+"""
+    pipeline = LivePipeline(live_config(tmp_path_factory.mktemp("top"), cport, sections=sections),
+                            f"http://127.0.0.1:{cport}")
     pipeline.metrics = f"tcp://127.0.0.1:{mport}"
     yield pipeline
-    stderr = pipeline.stop()
-    assert pipeline.proc.returncode == 130, stderr
-    assert "Traceback" not in stderr
-    assert leftovers(pipeline.proc.pid) == []
+    pipeline.stop_cleanly()
 
 
 class Collector:
