@@ -149,19 +149,19 @@ def snapshot(pipeline: "Pipeline", sampler: ProcessSampler, fps: FpsMeter) -> Me
     stats = pipeline.stats
     streams = list(pipeline.live_streams())
     with stats.lock:
-        latency = list(stats.latency_seconds)
+        latency = {s.id: list(stats.stream_latency.get(s.id, ())) for s in streams}
         stage_samples = {k: list(v) for k, v in stats.stage_seconds.items()}
         stage_frames: dict[str, int] = {}
         for (stream, stage), n in stats.frames.items():
             stage_frames[stage] = stage_frames.get(stage, 0) + n
         errors = {f"{f}/{k}": n for (f, k), n in stats.filter_errors.items()}
     rates = fps.update({s.id: s.published for s in streams})
-    p50, p99 = _ms(latency)
     stream_rows = []
     for s in streams:
         dec = s.decoder
-        stream_rows.append(StreamMetrics(s.id, round(rates.get(s.id, 0.0), 2), s.published, s.dropped, p50, p99,
-                                         bool(dec and dec.connected), dec.reconnects if dec else 0))
+        stream_rows.append(StreamMetrics(s.id, round(rates.get(s.id, 0.0), 2), s.published, s.dropped,
+                                         *_ms(latency[s.id]), bool(dec and dec.connected),
+                                         dec.reconnects if dec else 0))
     stage_rows = [StageMetrics(name, stage_frames.get(name, 0), *_ms(samples))
                   for name, samples in stage_samples.items()]
     ring = pipeline.allocator

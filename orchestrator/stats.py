@@ -13,6 +13,7 @@ from collections import defaultdict, deque
 import numpy as np
 
 SAMPLES = 20000
+STREAM_SAMPLES = 2000  # per stream: enough for its p99, bounded for pipelines of many cameras
 STAGE_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 
@@ -44,6 +45,7 @@ class Stats:
         self.lock = threading.Lock()
         self.stage_seconds: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=SAMPLES))
         self.latency_seconds: deque[float] = deque(maxlen=SAMPLES)  # decode done -> result out
+        self.stream_latency: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=STREAM_SAMPLES))
         self.frames: dict[tuple[str, str], int] = defaultdict(int)  # (stream, stage) -> count
         self.dropped: dict[tuple[str, str], int] = defaultdict(int)  # (stream, reason) -> count
         self.filter_errors: dict[tuple[str, str], int] = defaultdict(int)  # (filter, kind) -> count
@@ -61,6 +63,7 @@ class Stats:
     def done(self, stream: str, latency: float) -> None:
         with self.lock:
             self.latency_seconds.append(latency)
+            self.stream_latency[stream].append(latency)
             self.frames[(stream, "out")] += 1
 
     def drop(self, stream: str, reason: str, count: int = 1) -> None:
