@@ -99,6 +99,27 @@ def _resolve(requested: list[str]) -> list[str]:
     return chosen
 
 
+_preloaded = False
+
+
+def _preload_gpu_libraries() -> None:
+    """Load CUDA and cuDNN from the `nvidia-*` wheels (`pip install "onnxruntime-gpu[cuda,cudnn]"`), once.
+
+    ONNX Runtime's CUDA provider looks for those libraries only on the loader's path, which pip never
+    sets: without this, a GPU installed the documented way silently runs on the CPU unless the user
+    exports LD_LIBRARY_PATH. A machine with the toolkit installed system-wide loses nothing.
+    """
+    global _preloaded
+    if _preloaded or not hasattr(ort, "preload_dlls"):
+        return
+    _preloaded = True
+    try:
+        with _quiet():
+            ort.preload_dlls(msvc=False)
+    except Exception as exc:  # missing wheels or a mismatched CUDA: the session probe below reports it
+        log.debug("inference: preloading CUDA libraries failed: %s", exc)
+
+
 @contextlib.contextmanager
 def _quiet():
     """Silence ORT while a session is created: C++ logger to fatal-only, Python's 'EP Error' prints swallowed."""
@@ -124,6 +145,8 @@ def open_session(model: str | bytes, requested: list[str], *, name: str = "") ->
         raise ModelLoadError(f"{label}: cannot load model: no such file")
     providers = _resolve(requested)
     wanted = providers[0]
+    if wanted != CPU:
+        _preload_gpu_libraries()
     so = ort.SessionOptions()
     # onnxruntime spin-waits after every run by default: 41 ms of CPU per 1.6 ms BlazeFace run on
     # 2 cores (measured by the bench), stolen from decode and the workers.
