@@ -134,7 +134,7 @@ class BatchRunner:
         size = max(n, self.pad_to)
         if size == 1:
             return self.session.run(None, {name: tensors[0][None]})
-        batch = np.zeros((size, *self.spec.shape), np.float32) if size > n else np.empty((size, *self.spec.shape), np.float32)
+        batch = (np.zeros if size > n else np.empty)((size, *self.spec.shape), np.float32)  # padding rows: zeros
         for i, t in enumerate(tensors):
             batch[i] = t
         outputs = self.session.run(None, {name: batch})
