@@ -357,13 +357,12 @@ class Router:
         for child in self.sup.reap_dead():
             orphans = list(child.inflight.values())
             child.inflight.clear()
-            # A worker runs its tasks one at a time, in the order sent: the oldest was running when it died,
-            # the others only waited behind it and must not be blamed (they would lose their stage to a
-            # poison frame sharing their worker). The inference process runs a whole batch at once.
-            suspects = orphans if child.role == "inference" else orphans[:1]
             for ticket in reversed(orphans):
                 key = (ticket.handle.slot, ticket.handle.generation)
-                if any(ticket is t for t in suspects):
+                # A worker runs its tasks one at a time, in the order sent: the oldest was running when it
+                # died, the others only waited behind it and must not be blamed (they would lose their stage
+                # to a poison frame sharing their worker). The inference process runs a whole batch at once.
+                if child.role == "inference" or ticket is orphans[0]:
                     self.attempts[key] = self.attempts.get(key, 0) + 1
                 if self.attempts.get(key, 0) >= MAX_ATTEMPTS:
                     ticket.failures.append(m.FilterFailure(

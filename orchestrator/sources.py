@@ -23,9 +23,13 @@ class SourceInfo:
     width: int
     height: int
     fps: float
-    frames: int  # 0 when unknown (live sources)
     live: bool
-    announced: int = 0  # the length the source announces, live ones too (a file served over HTTP); 0: none
+    announced: int  # the length the source announces, live ones too (a file served over HTTP); 0: none
+
+    @property
+    def frames(self) -> int:
+        """The stream's length as progress counts it: 0 (unknown) for live sources, whatever they announce."""
+        return 0 if self.live else self.announced
 
 
 def open_capture(source: str) -> cv2.VideoCapture:
@@ -59,6 +63,4 @@ def probe(cap: cv2.VideoCapture, source: str) -> SourceInfo:
     fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
     if not 0.5 < fps < 1000:
         fps = 25.0
-    live = is_live(source)
-    announced = max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
-    return SourceInfo(width, height, fps, 0 if live else announced, live, announced)
+    return SourceInfo(width, height, fps, is_live(source), max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)))

@@ -119,11 +119,6 @@ class BatchRunner:
         return [m.InferDone(t.handle, per_frame[i], n, self.batches, self.adapter.raw(batch.outputs, i))
                 for i, t in enumerate(batch.tasks)]
 
-    def run(self, ring: FrameRing, tasks: list[m.InferTask]) -> list[m.InferDone]:
-        """prepare, infer and finish in a row: one batch, nothing overlapped."""
-        batch, stale = self.prepare(ring, tasks)
-        return stale + (self.finish(self.infer(batch)) if batch.tasks else [])
-
     def _infer(self, tensors: list[np.ndarray]) -> list[np.ndarray]:
         name = self.spec.name
         if self.spec.max_batch == 1:

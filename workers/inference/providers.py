@@ -12,6 +12,7 @@ one had to be dropped.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import os
@@ -99,9 +100,7 @@ def _resolve(requested: list[str]) -> list[str]:
     return chosen
 
 
-_preloaded = False
-
-
+@functools.cache
 def _preload_gpu_libraries() -> None:
     """Load CUDA and cuDNN from the `nvidia-*` wheels (`pip install "onnxruntime-gpu[cuda,cudnn]"`), once.
 
@@ -109,10 +108,8 @@ def _preload_gpu_libraries() -> None:
     sets: without this, a GPU installed the documented way silently runs on the CPU unless the user
     exports LD_LIBRARY_PATH. A machine with the toolkit installed system-wide loses nothing.
     """
-    global _preloaded
-    if _preloaded or not hasattr(ort, "preload_dlls"):
+    if not hasattr(ort, "preload_dlls"):
         return
-    _preloaded = True
     try:
         with _quiet():
             ort.preload_dlls(msvc=False)

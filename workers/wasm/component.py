@@ -310,13 +310,10 @@ def _release(addr: int) -> None:
     ctypes.memmove(addr, _ZERO_VAL, capi.VAL_SIZE)
 
 
-
 class WasmComponentFilter(RebuildingFilter):
     """Filter protocol over a component; a failed instance is rebuilt for the next frame."""
 
     kind = "component"
     noun = "component"
     init_label = "init"
-
-    def new_instance(self) -> ComponentInstance:
-        return ComponentInstance(self.cfg, self.compiled)
+    instance_type = ComponentInstance

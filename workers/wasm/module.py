@@ -315,13 +315,10 @@ class ModuleInstance:
         raise FilterError(f"failed: {msg}", "error")
 
 
-
 class WasmModuleFilter(RebuildingFilter):
     """Filter protocol over a core module; a failed instance is rebuilt for the next frame."""
 
     kind = "module"
     noun = "core module"
     init_label = "pl_init"
-
-    def new_instance(self) -> ModuleInstance:
-        return ModuleInstance(self.cfg, self.compiled)
+    instance_type = ModuleInstance

@@ -7,7 +7,7 @@ differ only in how an instance is made and how wasmtime's errors read.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from wasmtime import WasmtimeError
 
@@ -39,6 +39,7 @@ class RebuildingFilter:
     kind = ""  # "component" or "module": what engine.load compiles
     noun = ""  # for messages: "component", "core module"
     init_label = ""  # the guest's init function, as named in messages
+    instance_type: Callable[[FilterConfig, Any], Instance]  # made with (cfg, compiled code)
 
     def __init__(self, cfg: FilterConfig) -> None:
         if not cfg.path:
@@ -49,20 +50,12 @@ class RebuildingFilter:
         except FileNotFoundError:
             raise FilterLoadError(f"no such file: {cfg.path}") from None
         except WasmtimeError as exc:
-            raise FilterLoadError(f"{cfg.path} is not a valid {self.noun}: {self.describe(str(exc))}") from None
+            raise FilterLoadError(f"{cfg.path} is not a valid {self.noun}: {last_line(str(exc))}") from None
         self.rebuilds = 0
         self._instance: Instance | None = self._build()
 
-    def new_instance(self) -> Instance:
-        raise NotImplementedError
-
-    @staticmethod
-    def describe(message: str) -> str:
-        """The useful line of a wasmtime error message."""
-        return last_line(message)
-
     def _build(self) -> Instance:
-        inst = self.new_instance()
+        inst = self.instance_type(self.cfg, self.compiled)
         try:
             inst.init(self.cfg.config)
         except FilterError as exc:
