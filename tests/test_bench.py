@@ -147,3 +147,17 @@ def test_generated_pipeline_toml_round_trips(tmp_path):
     doc = {"pipeline": {"workers": 2}, "streams": [{"id": "a", "input": "x \"y\".mp4"}],
            "filters": [{"name": "f", "config": {"d": 7, "sigma": 50.0, "on": True, "xs": [1, 2]}}]}
     assert msgspec.toml.decode(toml_text(doc).encode()) == doc
+
+
+def test_cpu_time_is_read_at_the_rows_edges():
+    """A row's CPU% uses CPU time interpolated at its start and end, not the nearest whole samples
+    (which took in a process's start-up just before a sub-second row)."""
+    from pipeless.bench.measure import _cpu_at
+
+    # (time, cumulative CPU seconds, rss): busy at 2 cores from 1.0 s to 1.1 s, idle before and after
+    samples = [(0.9, 0.5, 0), (1.0, 0.5, 0), (1.1, 0.7, 0), (1.2, 0.7, 0)]
+    assert _cpu_at(samples, 1.05) == pytest.approx(0.6)
+    assert _cpu_at(samples, 1.15) == pytest.approx(0.7)
+    assert _cpu_at(samples, 0.0) == 0.5 and _cpu_at(samples, 9.0) == 0.7  # outside: the nearest sample
+    window = (1.0, 1.1)
+    assert 100 * (_cpu_at(samples, window[1]) - _cpu_at(samples, window[0])) / 0.1 == pytest.approx(200.0)

@@ -37,6 +37,8 @@ def test_good_config_resolves_paths_relative_to_the_file(write_config, tmp_path)
         (("workers = 2", 'workers = "two"'), "pipeline.workers", "Expected `int`, got `str`"),
         (("workers = 2", "wrokers = 2"), "pipeline", "unknown field `wrokers`"),
         (("workers = 2", "workers = -1"), "pipeline.workers", "expected 0"),
+        (("workers = 2", "workers = 2\nslots = 1"), "pipeline.slots", "expected 0 (sized automatically) or at least 2"),
+        (("workers = 2", "workers = 2\nslots = -4"), "pipeline.slots", "expected 0 (sized automatically) or at least 2"),
         (('adapter = "blazeface"', 'adapter = "ssd"'), "inference.adapter", "expected one of: blazeface, centerface, raw, yolo"),
         (('id = "cam"', 'id = "my cam"'), "streams[0].id", "expected letters"),
         ((str(SAMPLE), "/nope/missing.mp4"), "streams[0].input", "no such file: /nope/missing.mp4"),

@@ -13,7 +13,7 @@ import time
 import psutil
 import pytest
 
-from pipeless.orchestrator.config import load
+from pipeless.orchestrator.config import load, usable_cores
 from pipeless.orchestrator.run import run_pipeline
 from pipeless.orchestrator.stats import Stats
 from tests.conftest import SAMPLE, TEST_FILTERS, leftovers, run_cli, shm_segments, video_frames
@@ -121,6 +121,19 @@ function = "{FILTERS}:always_fails"
         assert r["errors"] == [{"filter": "broken", "kind": "error",
                                 "message": f"RuntimeError: no luck on frame {r['frame']}"}]
         assert "stamp" in r["data"]
+
+
+def test_workers_share_the_cores_and_a_small_ring_is_warned_about(tmp_path):
+    """Each worker's OpenCV pool gets cores // workers threads (not the whole machine each), and a
+    pipeline.slots below what the workers keep in flight runs, with one warning that says so."""
+    filters = f'[[filters]]\nname = "threads"\nfunction = "{FILTERS}:opencv_threads"\n'
+    proc = run_cli("-c", config(tmp_path, filters, workers=2, slots=4))
+    assert proc.returncode == 0, proc.stderr
+    assert "pipeline.slots = 4 holds fewer frames than the workers and batches keep in flight (9)" in proc.stderr
+    results = read_results(tmp_path / "out/r.jsonl")
+    assert [r["frame"] for r in results] == list(range(120))
+    assert {r["data"]["threads"]["threads"] for r in results} == {max(1, usable_cores() // 2)}
+    assert len({r["data"]["threads"]["pid"] for r in results}) == 2  # both workers reported
 
 
 def test_unloadable_filter_is_one_line(tmp_path):

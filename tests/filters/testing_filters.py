@@ -48,6 +48,13 @@ def crash_always(frame, config):
     return None
 
 
+def opencv_threads(frame, config):
+    """Reports the size of OpenCV's thread pool in the worker that ran it."""
+    import cv2
+
+    return {"threads": cv2.getNumThreads(), "pid": os.getpid()}
+
+
 def slow(frame, config):
     time.sleep(config.get("ms", 20) / 1000.0)
     return None
